@@ -1,0 +1,93 @@
+"""tgpersist's Alembic environment: async engines, our own version table, our placement.
+
+Used three ways: `alembic upgrade head` from a checkout (url from `-x url=`, `TGPERSIST_URL` or the
+SQLite default); `tgpersist.migrate` passing an open connection in `config.attributes["connection"]`;
+and offline `--sql` generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from tgpersist import migrate
+from tgpersist.errors import UnsupportedDatabase
+from tgpersist.models import Placement, declare_models
+
+DEFAULT_URL = "sqlite+aiosqlite:///tgpersist.db"
+
+config = context.config
+
+
+def placement() -> Placement:
+    found = config.attributes.get(migrate.PLACEMENT)
+    if not isinstance(found, Placement):
+        x = context.get_x_argument(as_dictionary=True)
+        found = Placement(
+            prefix=x.get("prefix") or os.environ.get("TGPERSIST_TABLE_PREFIX") or "tgpersist_",
+            schema=x.get("schema") or os.environ.get("TGPERSIST_SCHEMA") or None,
+        )
+        config.attributes[migrate.PLACEMENT] = found
+    return found
+
+
+def url() -> str:
+    x = context.get_x_argument(as_dictionary=True)
+    return (
+        x.get("url")
+        or os.environ.get("TGPERSIST_URL")
+        or config.get_main_option("sqlalchemy.url")
+        or DEFAULT_URL
+    )
+
+
+def configure(p: Placement, is_sqlite: bool, **kwargs: object) -> None:
+    def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+        if type_ == "schema":
+            return name == p.schema
+        if type_ == "table":
+            return bool(name and name.startswith(p.prefix) and name != p.version_table)
+        return True
+
+    context.configure(
+        target_metadata=declare_models(p).metadata,
+        version_table=p.version_table,
+        version_table_schema=p.schema,
+        render_as_batch=is_sqlite,
+        compare_type=True,
+        include_name=include_name,
+        include_schemas=p.schema is not None,
+        **kwargs,
+    )
+
+
+def run_on(connection: Connection) -> None:
+    p = placement()
+    if connection.dialect.name == "postgresql":
+        # Concurrent deploys: the first one migrates, the others wait here and then find nothing to do.
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({migrate.ADVISORY_LOCK})")
+        if p.schema:
+            connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{p.schema}"')
+    elif p.schema:
+        raise UnsupportedDatabase("a schema placement needs PostgreSQL")
+    configure(p, connection.dialect.name == "sqlite", connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_offline() -> None:
+    target = url()
+    configure(placement(), target.startswith("sqlite"), url=target, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_offline()
+elif isinstance(config.attributes.get(migrate.CONNECTION), Connection):
+    run_on(config.attributes[migrate.CONNECTION])
+else:
+    asyncio.run(migrate.in_transaction(url(), run_on))

@@ -1,0 +1,62 @@
+"""tgpersist: the persistent state of Telegram MTProto clients on SQLite or PostgreSQL."""
+
+from tgpersist.dialect import configure_engine, create_engine
+from tgpersist.domain import (
+    ChannelState,
+    Conversation,
+    DcAuth,
+    DurableUpdate,
+    Peer,
+    PeerKind,
+    PeerType,
+    Session,
+    UpdateState,
+    UpdateStatus,
+    from_dialog_id,
+    to_dialog_id,
+)
+from tgpersist.errors import (
+    EncryptionError,
+    InvalidArgument,
+    InvalidSessionString,
+    LeaseLost,
+    SchemaOutOfDate,
+    SessionBusy,
+    TgPersistError,
+    UnsupportedDatabase,
+    UnsupportedSessionFile,
+)
+from tgpersist.repositories import QueuePolicy
+from tgpersist.store import Account, Store, open_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Account",
+    "ChannelState",
+    "Conversation",
+    "DcAuth",
+    "DurableUpdate",
+    "EncryptionError",
+    "InvalidArgument",
+    "InvalidSessionString",
+    "LeaseLost",
+    "Peer",
+    "PeerKind",
+    "PeerType",
+    "QueuePolicy",
+    "SchemaOutOfDate",
+    "Session",
+    "SessionBusy",
+    "Store",
+    "TgPersistError",
+    "UnsupportedDatabase",
+    "UnsupportedSessionFile",
+    "UpdateState",
+    "UpdateStatus",
+    "configure_engine",
+    "create_engine",
+    "from_dialog_id",
+    "open_store",
+    "to_dialog_id",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from tgpersist.cli import main
+
+sys.exit(main())

@@ -1,0 +1,68 @@
+"""The exception hierarchy: everything tgpersist raises on purpose derives from `TgPersistError`.
+
+Messages name the field and the problem, never the offending secret value (auth keys, api hashes).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class TgPersistError(Exception):
+    """Base class of every error tgpersist raises deliberately."""
+
+
+class InvalidArgument(TgPersistError, ValueError):
+    """A value handed to tgpersist is malformed; `field` names it, `problem` says what is wrong."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
+class SchemaOutOfDate(TgPersistError):
+    """The database schema is not at the revision this version of tgpersist expects."""
+
+    def __init__(self, current: tuple[str, ...], expected: tuple[str, ...], hint: str) -> None:
+        self.current = current
+        self.expected = expected
+        shown = ", ".join(current) or "empty"
+        super().__init__(f"database schema is at {shown}, expected {', '.join(expected)}: {hint}")
+
+
+class UnsupportedDatabase(TgPersistError):
+    """The URL or engine names a database tgpersist cannot store into."""
+
+
+class SessionBusy(TgPersistError):
+    """Another owner holds the lease on this session."""
+
+    def __init__(self, name: str, owner: str, expires_at: datetime) -> None:
+        self.name = name
+        self.owner = owner
+        self.expires_at = expires_at
+        super().__init__(
+            f"session {name!r} is held by {owner!r} until {expires_at.isoformat(timespec='seconds')}"
+        )
+
+
+class LeaseLost(TgPersistError):
+    """A write carried a lease token that is no longer the session's current one."""
+
+    def __init__(self, name: str, token: int) -> None:
+        self.name = name
+        self.token = token
+        super().__init__(f"lease token {token} on session {name!r} was taken over by another owner")
+
+
+class InvalidSessionString(TgPersistError, ValueError):
+    """A session string could not be decoded."""
+
+
+class UnsupportedSessionFile(TgPersistError):
+    """A file is not a session file tgpersist knows how to read."""
+
+
+class EncryptionError(TgPersistError):
+    """An encrypted value could not be decrypted, or no key is configured for it."""

@@ -1,0 +1,73 @@
+"""`DcAuthRepository`: permanent auth keys and addresses for the other DCs of one account."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tgpersist import dialect
+from tgpersist.clock import utcnow
+from tgpersist.domain import DcAuth
+from tgpersist.errors import InvalidArgument
+from tgpersist.repositories.scope import Scope
+from tgpersist.validation import check_bool, check_int
+
+FIELDS = ("dc_id", "media_only", "auth_key", "server_salt", "ipv4", "ipv6", "port", "test_mode")
+
+
+class DcAuthRepository:
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+        self._table = scope.table(scope.models.DcAuth)
+
+    async def save(self, entry: DcAuth) -> None:
+        if not isinstance(entry, DcAuth):
+            raise InvalidArgument("entry", f"expected a DcAuth, got {type(entry).__name__}")
+        values: dict[str, Any] = {name: getattr(entry, name) for name in FIELDS}
+        values.update(session_name=self._scope.name, updated_at=utcnow())
+        keys = ["session_name", "dc_id", "media_only"]
+        stmt = dialect.upsert(
+            self._table, self._scope.dialect, keys, [f for f in FIELDS if f not in keys] + ["updated_at"]
+        )
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(stmt, values)
+
+        await self._scope.write(work)
+
+    async def load(self, dc_id: int, *, media_only: bool = False) -> DcAuth | None:
+        check_int("dc_id", dc_id)
+        check_bool("media_only", media_only)
+        t = self._table
+        stmt = self._select().where(t.c.dc_id == dc_id, t.c.media_only == media_only)
+        rows = await self._scope.read(lambda conn: self._fetch(conn, stmt))
+        return rows[0] if rows else None
+
+    async def list(self) -> list[DcAuth]:
+        """Every entry of the account, by DC id (main before media-only)."""
+        stmt = self._select().order_by(self._table.c.dc_id, self._table.c.media_only)
+        return await self._scope.read(lambda conn: self._fetch(conn, stmt))
+
+    async def delete(self, dc_id: int, *, media_only: bool = False) -> bool:
+        check_int("dc_id", dc_id)
+        t = self._table
+        stmt = delete(t).where(
+            t.c.session_name == self._scope.name, t.c.dc_id == dc_id, t.c.media_only == media_only
+        )
+
+        async def work(conn: AsyncConnection) -> bool:
+            return (await conn.execute(stmt)).rowcount > 0
+
+        return await self._scope.db.run(work, write=True)
+
+    def _select(self) -> Any:
+        t = self._table
+        return select(*(t.c[name] for name in (*FIELDS, "updated_at"))).where(
+            t.c.session_name == self._scope.name
+        )
+
+    async def _fetch(self, conn: AsyncConnection, stmt: Any) -> builtins.list[DcAuth]:
+        return [DcAuth(**row._asdict()) for row in await conn.execute(stmt)]

@@ -1,0 +1,80 @@
+"""`SessionRepository`: the account's own MTProto session row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tgpersist import dialect
+from tgpersist.clock import utcnow
+from tgpersist.domain import Session
+from tgpersist.errors import InvalidArgument
+from tgpersist.repositories.scope import Scope
+
+#: Domain fields stored as columns of the same name.
+FIELDS = (
+    "dc_id",
+    "api_id",
+    "api_hash",
+    "test_mode",
+    "auth_key",
+    "server_address",
+    "port",
+    "user_id",
+    "is_bot",
+    "first_name",
+    "last_name",
+    "username",
+    "date",
+    "server_salt",
+    "takeout_id",
+    "state",
+)
+
+
+class SessionRepository:
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+        self._table = scope.table(scope.models.Session)
+
+    async def save(self, session: Session) -> None:
+        """Insert or replace the session (its `name` must be the account's); `created_at` is kept."""
+        if not isinstance(session, Session):
+            raise InvalidArgument("session", f"expected a Session, got {type(session).__name__}")
+        if session.name != self._scope.name:
+            raise InvalidArgument("name", f"{session.name!r} is not this account's name {self._scope.name!r}")
+        now = utcnow()
+        values: dict[str, Any] = {name: getattr(session, name) for name in FIELDS}
+        values.update(name=session.name, created_at=now, updated_at=now)
+        stmt = dialect.upsert(self._table, self._scope.dialect, ["name"], [*FIELDS, "updated_at"])
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(stmt, values)
+
+        await self._scope.db.run(work, write=True)
+        self._scope.session_known = True
+
+    async def load(self) -> Session | None:
+        table = self._table
+        columns = [table.c[name] for name in ("name", *FIELDS, "created_at", "updated_at")]
+        stmt = select(*columns).where(table.c.name == self._scope.name)
+
+        async def work(conn: AsyncConnection) -> Row[Any] | None:
+            return (await conn.execute(stmt)).first()
+
+        row = await self._scope.read(work)
+        return None if row is None else Session(**row._asdict())
+
+    async def delete(self) -> bool:
+        """Delete the session and, by cascade, every row scoped to it. True if it existed."""
+        stmt = delete(self._table).where(self._table.c.name == self._scope.name)
+
+        async def work(conn: AsyncConnection) -> bool:
+            return (await conn.execute(stmt)).rowcount > 0
+
+        deleted = await self._scope.db.run(work, write=True)
+        self._scope.session_known = False
+        return deleted

@@ -1,0 +1,184 @@
+"""`UpdateRepository`: update state, per-channel pts, dedup keys and (via `DurableQueue`) the queue."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, literal, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tgpersist import dialect
+from tgpersist.clock import utcnow
+from tgpersist.domain import ChannelState, UpdateState
+from tgpersist.errors import InvalidArgument
+from tgpersist.repositories.queue import DurableQueue, QueuePolicy
+from tgpersist.repositories.scope import Scope
+from tgpersist.validation import MAX_NAME, check_int, check_text
+
+#: How long a dedup key is remembered by default (as the Go mtgo client does).
+DEFAULT_DEDUP_TTL = timedelta(minutes=30)
+
+
+def _ttl(value: timedelta | float | None) -> timedelta:
+    if value is None:
+        return DEFAULT_DEDUP_TTL
+    if isinstance(value, bool) or not isinstance(value, timedelta | int | float):
+        raise InvalidArgument("ttl", "expected seconds or a timedelta")
+    ttl = value if isinstance(value, timedelta) else timedelta(seconds=value)
+    if ttl <= timedelta(0):
+        raise InvalidArgument("ttl", "must be positive")
+    return ttl
+
+
+class UpdateRepository(DurableQueue):
+    def __init__(self, scope: Scope, policy: QueuePolicy) -> None:
+        super().__init__(scope, policy)
+        models = scope.models
+        self._state = scope.table(models.UpdateState)
+        self._channels = scope.table(models.ChannelState)
+        self._dedup = scope.table(models.DedupKey)
+        self._save_state = dialect.upsert(
+            self._state, scope.dialect, ["session_name"], ["pts", "qts", "date", "seq"]
+        )
+        self._save_channel = dialect.upsert(
+            self._channels, scope.dialect, ["session_name", "channel_id"], ["pts"]
+        )
+
+    # -- account-wide state -------------------------------------------------------------------
+    async def load_state(self) -> UpdateState | None:
+        t = self._state
+        stmt = select(t.c.pts, t.c.qts, t.c.date, t.c.seq).where(t.c.session_name == self._scope.name)
+
+        async def work(conn: AsyncConnection) -> UpdateState | None:
+            row = (await conn.execute(stmt)).first()
+            return None if row is None else UpdateState(**row._asdict())
+
+        return await self._scope.read(work)
+
+    async def save_state(self, state: UpdateState) -> None:
+        if not isinstance(state, UpdateState):
+            raise InvalidArgument("state", f"expected an UpdateState, got {type(state).__name__}")
+        values = {
+            "session_name": self._scope.name,
+            "pts": state.pts,
+            "qts": state.qts,
+            "date": state.date,
+            "seq": state.seq,
+        }
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(self._save_state, values)
+
+        await self._scope.write(work)
+
+    # -- per-channel pts --------------------------------------------------------------------------
+    async def load_channel(self, channel_id: int) -> ChannelState | None:
+        t = self._channels
+        check_int("channel_id", channel_id, 1)
+        stmt = select(t.c.pts).where(t.c.session_name == self._scope.name, t.c.channel_id == channel_id)
+
+        async def work(conn: AsyncConnection) -> int | None:
+            return (await conn.execute(stmt)).scalar_one_or_none()
+
+        pts = await self._scope.read(work)
+        return None if pts is None else ChannelState(channel_id=channel_id, pts=pts)
+
+    async def save_channel(self, state: ChannelState) -> None:
+        await self.save_channels([state])
+
+    async def save_channels(self, states: list[ChannelState]) -> None:
+        """Store several channels' pts in one transaction."""
+        rows: dict[int, dict[str, Any]] = {}
+        for state in states:
+            if not isinstance(state, ChannelState):
+                raise InvalidArgument("state", f"expected a ChannelState, got {type(state).__name__}")
+            rows[state.channel_id] = {
+                "session_name": self._scope.name,
+                "channel_id": state.channel_id,
+                "pts": state.pts,
+            }
+        if not rows:
+            return
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.execute(self._save_channel, [rows[k] for k in sorted(rows)])
+
+        await self._scope.write(work)
+
+    async def list_channels(self) -> list[ChannelState]:
+        t = self._channels
+        stmt = (
+            select(t.c.channel_id, t.c.pts)
+            .where(t.c.session_name == self._scope.name)
+            .order_by(t.c.channel_id)
+        )
+
+        async def work(conn: AsyncConnection) -> list[ChannelState]:
+            return [ChannelState(channel_id=r.channel_id, pts=r.pts) for r in await conn.execute(stmt)]
+
+        return await self._scope.read(work)
+
+    async def delete_channel(self, channel_id: int) -> bool:
+        t = self._channels
+        check_int("channel_id", channel_id, 1)
+        stmt = delete(t).where(t.c.session_name == self._scope.name, t.c.channel_id == channel_id)
+
+        async def work(conn: AsyncConnection) -> bool:
+            return (await conn.execute(stmt)).rowcount > 0
+
+        return await self._scope.db.run(work, write=True)
+
+    # -- dedup keys ---------------------------------------------------------------------------------
+    async def remember(self, key: str, ttl: timedelta | float | None = None) -> bool:
+        """Atomically remember `key`: True the first time (or once it expired), False while remembered."""
+        check_text("key", key, MAX_NAME, empty=False)
+        now = utcnow()
+        t = self._dedup
+        stmt = dialect.insert(t, self._scope.dialect).values(
+            session_name=self._scope.name, key=key, expires_at=now + _ttl(ttl)
+        )
+        # Insert, or take over an expired row; either way a row comes back. A live row stays untouched.
+        stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
+            index_elements=["session_name", "key"],
+            set_={"expires_at": stmt.excluded.expires_at},  # type: ignore[attr-defined]
+            where=t.c.expires_at <= now,
+        ).returning(literal(1))
+
+        async def work(conn: AsyncConnection) -> bool:
+            return (await conn.execute(stmt)).first() is not None
+
+        return await self._scope.write(work)
+
+    async def seen(self, key: str) -> bool:
+        """Whether `key` is remembered and not yet expired."""
+        check_text("key", key, MAX_NAME, empty=False)
+        t = self._dedup
+        stmt = select(literal(1)).where(
+            t.c.session_name == self._scope.name, t.c.key == key, t.c.expires_at > utcnow()
+        )
+
+        async def work(conn: AsyncConnection) -> bool:
+            return (await conn.execute(stmt)).first() is not None
+
+        return await self._scope.read(work)
+
+    async def forget(self, key: str) -> bool:
+        check_text("key", key, MAX_NAME, empty=False)
+        t = self._dedup
+        stmt = delete(t).where(t.c.session_name == self._scope.name, t.c.key == key)
+
+        async def work(conn: AsyncConnection) -> bool:
+            return (await conn.execute(stmt)).rowcount > 0
+
+        return await self._scope.db.run(work, write=True)
+
+    async def prune(self) -> int:
+        """Delete this account's expired dedup keys; returns how many."""
+        t = self._dedup
+        stmt = delete(t).where(t.c.session_name == self._scope.name, t.c.expires_at <= utcnow())
+
+        async def work(conn: AsyncConnection) -> int:
+            return (await conn.execute(stmt)).rowcount
+
+        return await self._scope.db.run(work, write=True)

@@ -1,0 +1,145 @@
+"""`Store` (the database) and `Account` (every repository, scoped to one session name)."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine.url import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from tgpersist import dialect, migrate
+from tgpersist.database import Database, JoinedDatabase
+from tgpersist.errors import InvalidArgument
+from tgpersist.models import Placement, declare_models
+from tgpersist.repositories import (
+    ConversationRepository,
+    DcAuthRepository,
+    PeerRepository,
+    QueuePolicy,
+    Scope,
+    SessionRepository,
+    UpdateRepository,
+)
+
+DEFAULT_URL = "sqlite+aiosqlite:///tgpersist.db"
+
+
+class Account:
+    """The repositories of one session name: `session`, `peers`, `conversations`, `dc_auth`, `updates`."""
+
+    def __init__(self, scope: Scope, policy: QueuePolicy) -> None:
+        self.name = scope.name
+        self.session = SessionRepository(scope)
+        self.peers = PeerRepository(scope)
+        self.conversations = ConversationRepository(scope)
+        self.dc_auth = DcAuthRepository(scope)
+        self.updates = UpdateRepository(scope, policy)
+
+    def __repr__(self) -> str:
+        return f"Account({self.name!r})"
+
+
+class Store:
+    """tgpersist on one database.
+
+    `Store(engine)` embeds into an application's own `AsyncEngine` (or `async_sessionmaker`), which the
+    store never disposes; `open_store(url)` creates (and on close disposes) an engine of its own.
+    """
+
+    def __init__(
+        self,
+        bind: AsyncEngine | async_sessionmaker[AsyncSession],
+        *,
+        prefix: str = "tgpersist_",
+        schema: str | None = None,
+        queue_policy: QueuePolicy | None = None,
+        retries: int = 8,
+    ) -> None:
+        engine = bind.kw.get("bind") if isinstance(bind, async_sessionmaker) else bind
+        if not isinstance(engine, AsyncEngine):
+            raise InvalidArgument("bind", "expected an AsyncEngine or an async_sessionmaker bound to one")
+        self.placement = Placement(prefix=prefix, schema=schema)
+        if schema is not None and dialect.name_of(engine) != "postgresql":
+            raise InvalidArgument("schema", "a schema placement needs PostgreSQL")
+        dialect.configure_engine(engine)
+        self.engine = engine
+        self.models = declare_models(self.placement)
+        self.queue_policy = queue_policy or QueuePolicy()
+        self._db = Database(engine, self.models, retries=retries)
+        self._owns_engine = False
+        self._accounts: dict[str, Account] = {}
+
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
+
+    def account(self, name: str, *, session: AsyncSession | None = None) -> Account:
+        """The repositories scoped to session `name`.
+
+        With `session=`, every call runs inside that `AsyncSession`'s transaction (each write in a
+        SAVEPOINT) and commits nothing: the host commits or rolls back its rows and ours together.
+        """
+        if session is not None:
+            if not isinstance(session, AsyncSession):
+                raise InvalidArgument("session", f"expected an AsyncSession, got {type(session).__name__}")
+            return Account(Scope(name, JoinedDatabase(session, self._db)), self.queue_policy)
+        account = self._accounts.get(name)
+        if account is None:
+            account = self._accounts[name] = Account(Scope(name, self._db), self.queue_policy)
+        return account
+
+    async def list_sessions(self) -> list[str]:
+        """Names of every stored session, sorted."""
+        sessions = self.models.table(self.models.Session)
+
+        async def work(conn: AsyncConnection) -> list[str]:
+            return list((await conn.execute(select(sessions.c.name).order_by(sessions.c.name))).scalars())
+
+        return await self._db.run(work, write=False)
+
+    async def check_schema(self, *, upgrade: bool = False) -> None:
+        """Bring an empty database to head; raise `SchemaOutOfDate` if behind (unless `upgrade`)."""
+        await migrate.ensure_schema(self.engine, self.placement, upgrade_if_behind=upgrade)
+
+    async def close(self) -> None:
+        """Dispose the engine if `open_store` created it; an embedding application's engine is left alone."""
+        if self._owns_engine:
+            await self.engine.dispose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        url = self.engine.url.render_as_string(hide_password=True)
+        return f"Store({url!r}, prefix={self.placement.prefix!r})"
+
+
+async def open_store(
+    url: str | URL = DEFAULT_URL,
+    *,
+    upgrade: bool = False,
+    prefix: str = "tgpersist_",
+    schema: str | None = None,
+    queue_policy: QueuePolicy | None = None,
+    **engine_options: Any,
+) -> Store:
+    """Open (creating if needed) a store at `url`; an empty database is migrated to head.
+
+    A database behind head raises `SchemaOutOfDate` unless `upgrade=True`.
+    """
+    engine = dialect.create_engine(url, **engine_options)
+    try:
+        store = Store(engine, prefix=prefix, schema=schema, queue_policy=queue_policy)
+        store._owns_engine = True
+        await store.check_schema(upgrade=upgrade)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return store
