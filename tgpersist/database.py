@@ -33,13 +33,18 @@ class Database:
         self.dialect = dialect.name_of(engine)
         self.retries = retries
         self._writer = engine.execution_options(**{dialect.WRITE: True})
+        # One shared connection (in-memory SQLite): transactions must take turns on it.
+        self._turns = asyncio.Lock() if dialect.single_connection(engine) else None
 
     async def run(self, work: Work[T], *, write: bool) -> T:
         engine = self._writer if write else self.engine
         attempt = 0
         while True:
             try:
-                async with engine.begin() as conn:
+                if self._turns is None:
+                    async with engine.begin() as conn:
+                        return await work(conn)
+                async with self._turns, engine.begin() as conn:
                     return await work(conn)
             except DBAPIError as error:
                 if attempt >= self.retries or not dialect.is_retryable(error):

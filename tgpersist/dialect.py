@@ -68,6 +68,11 @@ def configure_engine(engine: AsyncEngine) -> None:
     event.listen(sync_engine, "begin", _sqlite_begin)
 
 
+def single_connection(engine: AsyncEngine) -> bool:
+    """Whether every checkout shares one connection (in-memory SQLite), so transactions must not overlap."""
+    return isinstance(engine.sync_engine.pool, StaticPool)
+
+
 def _sqlite_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
     # Take transaction control away from pysqlite (it would otherwise BEGIN lazily, in deferred mode);
     # `_sqlite_begin` emits the BEGIN we want. WAL cannot be switched on inside a transaction.
