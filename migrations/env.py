@@ -11,6 +11,7 @@ import asyncio
 import os
 
 from alembic import context
+from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Connection
 
 from tgpersist import migrate
@@ -44,6 +45,17 @@ def url() -> str:
     )
 
 
+class Downgrades:
+    """Notices a downgrade that reached base, so that our version table can go with our other tables."""
+
+    def __init__(self) -> None:
+        self.reached_base = False
+
+    def __call__(self, *, step: object, heads: set[str], **_: object) -> None:
+        if not getattr(step, "is_upgrade", True) and not heads:
+            self.reached_base = True
+
+
 def configure(p: Placement, is_sqlite: bool, **kwargs: object) -> None:
     def include_name(name: str | None, type_: str, parent_names: object) -> bool:
         if type_ == "schema":
@@ -73,9 +85,13 @@ def run_on(connection: Connection) -> None:
             connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{p.schema}"')
     elif p.schema:
         raise UnsupportedDatabase("a schema placement needs PostgreSQL")
-    configure(p, connection.dialect.name == "sqlite", connection=connection)
+    downgrades = Downgrades()
+    configure(p, connection.dialect.name == "sqlite", connection=connection, on_version_apply=downgrades)
     with context.begin_transaction():
         context.run_migrations()
+        if downgrades.reached_base:
+            # `downgrade base` leaves no tgpersist table behind, not even an empty version table.
+            Table(p.version_table, MetaData(), schema=p.schema).drop(connection, checkfirst=True)
 
 
 def run_offline() -> None:

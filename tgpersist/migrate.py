@@ -37,6 +37,10 @@ BRANCH = "tgpersist"
 #: Key of the PostgreSQL advisory lock that serialises concurrent migrations.
 ADVISORY_LOCK = 0x7467_7065_7273  # "tgpers"
 UPGRADE_HINT = "run `tgpersist db upgrade` (or open_store(..., upgrade=True))"
+FOREIGN_TABLES_HINT = (
+    "tables named {p.prefix}* exist but {p.version_table} does not, so tgpersist's migrations did not"
+    " create them; if your own Alembic history manages them, use Store(engine), which checks nothing"
+)
 
 
 def script_location() -> str:
@@ -163,7 +167,8 @@ async def ensure_schema(engine: AsyncEngine, placement: Placement, *, upgrade_if
     def inspect_db(conn: Connection) -> tuple[tuple[str, ...], bool]:
         revisions = current_revisions(conn, placement)
         tables = inspect(conn).get_table_names(schema=placement.schema)
-        return revisions, any(t.startswith(placement.prefix) for t in tables)
+        ours = [t for t in tables if t.startswith(placement.prefix) and t != placement.version_table]
+        return revisions, bool(ours)
 
     expected = heads()
     revisions, has_tables = await in_transaction(engine, inspect_db, write=False)
@@ -173,6 +178,8 @@ async def ensure_schema(engine: AsyncEngine, placement: Placement, *, upgrade_if
         raise SchemaOutOfDate(
             revisions, expected, "the database is newer than this tgpersist; upgrade the package"
         )
-    if (revisions or has_tables) and not upgrade_if_behind:
+    if has_tables and not revisions:
+        raise SchemaOutOfDate(revisions, expected, FOREIGN_TABLES_HINT.format(p=placement))
+    if revisions and not upgrade_if_behind:
         raise SchemaOutOfDate(revisions, expected, UPGRADE_HINT)
     await upgrade(engine, placement=placement)

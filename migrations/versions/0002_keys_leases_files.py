@@ -23,15 +23,17 @@ depends_on = None
 
 def upgrade() -> None:
     p = migration_placement()
-    with op.batch_alter_table(p.table("sessions"), schema=p.schema) as batch:
-        batch.add_column(sa.Column("auth_key_id", sa.String(32)))
-        batch.add_column(sa.Column("lease_owner", sa.String(255)))
-        batch.add_column(
-            sa.Column("lease_token", sa.BigInteger(), nullable=False, server_default=sa.text("0"))
-        )
-        batch.add_column(sa.Column("lease_expires", sa.Double()))
-    with op.batch_alter_table(p.table("dc_auth"), schema=p.schema) as batch:
-        batch.add_column(sa.Column("auth_key_id", sa.String(32)))
+    # Plain ADD COLUMN (no batch table copy): SQLite supports it, and `--sql` needs no reflection.
+    sessions = p.table("sessions")
+    op.add_column(sessions, sa.Column("auth_key_id", sa.String(32)), schema=p.schema)
+    op.add_column(sessions, sa.Column("lease_owner", sa.String(255)), schema=p.schema)
+    op.add_column(
+        sessions,
+        sa.Column("lease_token", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
+        schema=p.schema,
+    )
+    op.add_column(sessions, sa.Column("lease_expires", sa.Double()), schema=p.schema)
+    op.add_column(p.table("dc_auth"), sa.Column("auth_key_id", sa.String(32)), schema=p.schema)
     files = p.table("sent_files")
     op.create_table(
         files,

@@ -1,0 +1,1 @@
+"""A small host application that embeds tgpersist: customers, and the Telegram bots they registered."""
