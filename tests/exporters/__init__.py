@@ -1,0 +1,1 @@
+"""Exporters: stored sessions written as files other clients open."""

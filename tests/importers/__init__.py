@@ -1,0 +1,1 @@
+"""Importers: session files and strings made by other clients, brought into a store."""

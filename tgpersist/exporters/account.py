@@ -1,0 +1,39 @@
+"""Reading one stored account back as a `SessionSnapshot`, consistently, in one read transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tgpersist.errors import TgPersistError
+from tgpersist.importers.snapshot import SessionSnapshot
+from tgpersist.store import Store
+
+
+class SessionNotFound(TgPersistError):
+    """No session of that name is stored."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no session named {name!r}")
+
+
+async def read_account(store: Store, name: str) -> SessionSnapshot:
+    """The session `name` with its peers, update and channel states and sent files (`SessionNotFound`
+    if there is none)."""
+    async with AsyncSession(bind=store.engine) as db, db.begin():
+        account = store.account(name, session=db)
+        session = await account.session.load()
+        if session is None:
+            raise SessionNotFound(name)
+        peers = await account.peers.list()
+        state = await account.updates.load_state()
+        channels = await account.updates.list_channels()
+        sent_files = await account.files.list()
+    return SessionSnapshot(
+        session=session,
+        source=f"tgpersist session {name!r}",
+        peers=tuple(peers),
+        update_state=state,
+        channels=tuple(channels),
+        sent_files=tuple(sent_files),
+    )

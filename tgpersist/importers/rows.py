@@ -1,0 +1,75 @@
+"""Turning loosely typed SQLite values of foreign session files into validated domain objects.
+
+SQLite stores whatever it is given, so every value is checked by the domain types; a failed check
+becomes `UnsupportedSessionFile` naming the file, the table and the row (never a secret).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tgpersist.domain import Peer, PeerKind, PeerType, Session
+from tgpersist.domain.peer import from_dialog_id
+from tgpersist.errors import InvalidArgument, UnsupportedSessionFile
+
+T = TypeVar("T")
+
+
+def build(path: str | Path, where: str, factory: Callable[..., T], **fields: Any) -> T:
+    """`factory(**fields)`, with a validation failure reported as a bad row of the file."""
+    try:
+        return factory(**fields)
+    except InvalidArgument as error:
+        raise UnsupportedSessionFile(f"{path}: {where}: {error}") from None
+
+
+def number(value: Any) -> Any:
+    """Whole-number REALs (Telethon writes `datetime.timestamp()`) as ints; anything else unchanged."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def text(value: Any) -> str | None:
+    """A text column that SQLite may have stored as a number (phone numbers in an INTEGER column)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value  # type: ignore[no-any-return]  # a non-string is left for validation to reject
+
+
+def split_dialog_id(path: str | Path, where: str, dialog_id: Any) -> tuple[int, PeerKind]:
+    try:
+        return from_dialog_id(dialog_id)
+    except InvalidArgument as error:
+        raise UnsupportedSessionFile(f"{path}: {where}: {error}") from None
+
+
+def check_access_hash(path: str | Path, where: str, peer_type: PeerType, access_hash: Any) -> None:
+    """Users and channels cannot be used without an access hash; basic chats have none."""
+    if access_hash is None and peer_type.kind is not PeerKind.CHAT:
+        raise UnsupportedSessionFile(
+            f"{path}: {where}: access hash is NULL, which a {peer_type.value} cannot be without"
+        )
+
+
+def make_peer(path: str | Path, where: str, **fields: Any) -> Peer:
+    return build(path, where, Peer, **fields)
+
+
+def make_session(path: str | Path, **fields: Any) -> Session:
+    return build(path, "sessions", Session, **fields)
+
+
+@contextmanager
+def reading(path: str | Path) -> Iterator[None]:
+    """Report SQLite errors met while reading (a damaged or odd file) as `UnsupportedSessionFile`."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise UnsupportedSessionFile(f"{path}: cannot be read ({error})") from None
