@@ -1,0 +1,118 @@
+"""`tgpersist keys generate|status|encrypt|rotate|decrypt`: encryption at rest of the stored auth keys.
+
+A key is given as its text (see `tgpersist.encryption`) or as `@FILE`, read from a file so that it does
+not show in the process list; `--key` and `--old` default to `$TGPERSIST_ENCRYPTION_KEY`. Each change of
+the stored keys is one transaction; on SQLite the file is then compacted so that the old values are gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import tgpersist
+from tgpersist import dialect, migrate
+from tgpersist.cli.common import CommandError, add_url, placement
+from tgpersist.database import Database
+from tgpersist.encryption import ENV_VAR, EncryptionKey, KeyRing
+from tgpersist.models import declare_models
+from tgpersist.repositories import auth_keys
+
+_KEY_HELP = f"the key as text, or @FILE to read it from a file (default: ${ENV_VAR})"
+
+
+def register(sub: Any) -> None:
+    keys = sub.add_parser("keys", help="encrypt, rotate or decrypt the stored auth keys")
+    actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    actions.add_parser("generate", help="print a new random encryption key").set_defaults(handler=generate)
+
+    status = actions.add_parser("status", help="count the stored auth keys by encryption key id")
+    add_url(status)
+    status.set_defaults(handler=show_status)
+
+    encrypt = actions.add_parser("encrypt", help="encrypt every plaintext auth key, in one transaction")
+    encrypt.add_argument("--key", default=None, help=_KEY_HELP)
+    add_url(encrypt)
+    encrypt.set_defaults(handler=encrypt_keys)
+
+    rotate = actions.add_parser(
+        "rotate", help="re-encrypt every auth key from the old key(s) to a new one, in one transaction"
+    )
+    rotate.add_argument("--old", default=None, help="the key(s) in use, comma-separated; " + _KEY_HELP)
+    rotate.add_argument("--new", required=True, help="the key to encrypt with from now on, or @FILE")
+    add_url(rotate)
+    rotate.set_defaults(handler=rotate_keys)
+
+    decrypt = actions.add_parser(
+        "decrypt", help="store every auth key in plaintext again, in one transaction"
+    )
+    decrypt.add_argument("--key", default=None, help=_KEY_HELP)
+    add_url(decrypt)
+    decrypt.set_defaults(handler=decrypt_keys)
+
+
+def read_key(value: str | None, option: str) -> KeyRing:
+    """The key ring an option names: its text, `@FILE`, or (no value) the environment variable."""
+    if value is None:
+        value = os.environ.get(ENV_VAR, "").strip()
+        if not value:
+            raise CommandError(f"{option}: no key given and ${ENV_VAR} is not set")
+    elif value.startswith("@"):
+        value = Path(value[1:]).read_text(encoding="utf-8").strip()
+    return KeyRing.parse(value)
+
+
+async def _open(args: argparse.Namespace, ring: KeyRing) -> tgpersist.Store:
+    return await tgpersist.open_store(args.url, prefix=args.prefix, schema=args.schema, encryption_key=ring)
+
+
+async def _change(args: argparse.Namespace, current: KeyRing, target: KeyRing | None) -> int:
+    async with await _open(args, current) as store:
+        changed = await store.reencrypt_auth_keys(target)
+        await dialect.compact_sqlite(store.engine)
+    return changed
+
+
+async def generate(args: argparse.Namespace) -> int:
+    key = EncryptionKey.generate()
+    print(key.export())
+    print(f"key id: {key.key_id}", file=sys.stderr)
+    return 0
+
+
+async def show_status(args: argparse.Namespace) -> int:
+    engine = dialect.create_engine(args.url)
+    try:
+        where = placement(args)
+        await migrate.ensure_schema(engine, where, upgrade_if_behind=False)
+        counts = await auth_keys.count_by_key_id(Database(engine, declare_models(where)))
+    finally:
+        await engine.dispose()
+    if not counts:
+        print("no auth keys stored")
+    for key_id, count in sorted(counts.items(), key=lambda item: (item[0] is not None, item[0] or "")):
+        print(f"{'plaintext' if key_id is None else 'key id ' + key_id}: {count}")
+    return 0
+
+
+async def encrypt_keys(args: argparse.Namespace) -> int:
+    ring = read_key(args.key, "--key")
+    changed = await _change(args, ring, ring)
+    print(f"encrypted {changed} auth keys with key id {ring.current_id}")
+    return 0
+
+
+async def rotate_keys(args: argparse.Namespace) -> int:
+    old, new = read_key(args.old, "--old"), read_key(args.new, "--new")
+    changed = await _change(args, old, new)
+    print(f"re-encrypted {changed} auth keys with key id {new.current_id}")
+    return 0
+
+
+async def decrypt_keys(args: argparse.Namespace) -> int:
+    changed = await _change(args, read_key(args.key, "--key"), None)
+    print(f"decrypted {changed} auth keys: they are stored in plaintext now")
+    return 0
