@@ -27,6 +27,8 @@ from tgpersist.errors import (
     UnsupportedSessionFile,
 )
 from tgpersist.repositories import QueuePolicy
+from tgpersist.repositories.files import SentFile
+from tgpersist.repositories.lease import LeaseInfo, SessionLease
 from tgpersist.store import Account, Store, open_store
 
 __version__ = "0.1.0"
@@ -40,14 +42,17 @@ __all__ = [
     "EncryptionError",
     "InvalidArgument",
     "InvalidSessionString",
+    "LeaseInfo",
     "LeaseLost",
     "Peer",
     "PeerKind",
     "PeerType",
     "QueuePolicy",
     "SchemaOutOfDate",
+    "SentFile",
     "Session",
     "SessionBusy",
+    "SessionLease",
     "Store",
     "TgPersistError",
     "UnsupportedDatabase",

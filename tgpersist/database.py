@@ -10,13 +10,14 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from tgpersist import dialect
 from tgpersist.models import Models
+from tgpersist.peer_cache import PeerCaches
 
 T = TypeVar("T")
 Work = Callable[[AsyncConnection], Awaitable[T]]
@@ -35,17 +36,31 @@ class Database:
         self._writer = engine.execution_options(**{dialect.WRITE: True})
         # One shared connection (in-memory SQLite): transactions must take turns on it.
         self._turns = asyncio.Lock() if dialect.single_connection(engine) else None
+        #: Single-statement reads without a transaction (None: they go through `run`).
+        self._reader = dialect.reader_for(engine)
+        #: The peer cache of every account on this database (replaced by `Store` with its settings).
+        self.peer_caches = PeerCaches()
 
     async def run(self, work: Work[T], *, write: bool) -> T:
+        """`work` in one transaction (`BEGIN IMMEDIATE` on SQLite when `write`), re-run whole if retryable."""
         engine = self._writer if write else self.engine
+
+        async def once() -> T:
+            if self._turns is None:
+                async with engine.begin() as conn:
+                    return await work(conn)
+            async with self._turns, engine.begin() as conn:
+                return await work(conn)
+
+        return await self._retrying(once)
+
+    async def _retrying(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
+        """Call `attempt_once` until it succeeds, at most `retries` more times after a retryable error,
+        sleeping a jittered, exponentially growing delay (5 ms doubling, capped at 0.5 s) in between."""
         attempt = 0
         while True:
             try:
-                if self._turns is None:
-                    async with engine.begin() as conn:
-                        return await work(conn)
-                async with self._turns, engine.begin() as conn:
-                    return await work(conn)
+                return await attempt_once()
             except DBAPIError as error:
                 if attempt >= self.retries or not dialect.is_retryable(error):
                     raise
@@ -54,20 +69,41 @@ class Database:
                 log.debug("retrying transaction after %s (attempt %d)", type(error.orig).__name__, attempt)
                 await asyncio.sleep(delay)
 
+    async def fetch(self, query: dialect.CompiledRead, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of one SELECT, read outside a transaction where the dialect allows (a lone
+        statement is atomic): on SQLite one thread hop instead of BEGIN, SELECT, fetch and COMMIT."""
+        params = query.params(values)
+        if self._reader is None:
+
+            async def work(conn: AsyncConnection) -> list[Any]:
+                return list(await conn.exec_driver_sql(query.sql, params))
+
+            return query.rows(await self.run(work, write=False))
+        reader = self._reader
+        return query.rows(await self._retrying(lambda: reader.fetch(query.sql, params)))
+
+    async def close(self) -> None:
+        """Give back the connection held for single-statement reads (the engine itself stays open)."""
+        if self._reader is not None:
+            await self._reader.close()
+
 
 class JoinedDatabase(Database):
     """Runs units of work inside a host's session and transaction, which the host commits or rolls back.
 
-    Writes run in a SAVEPOINT so that a failed one leaves the host's transaction usable and unchanged.
+    Writes run in a SAVEPOINT (`AsyncSession.begin_nested`, which first flushes the host's pending ORM
+    changes, keeping program order), so a failed one leaves the host's transaction usable and unchanged.
+    Nothing is retried here: only the host can re-run its whole transaction.
     """
 
     def __init__(self, session: AsyncSession, base: Database) -> None:
         super().__init__(base.engine, base.models, retries=0)
         self.session = session
+        self._reader = None  # reads must see the host's transaction
+        self.peer_caches = base.peer_caches
 
     async def run(self, work: Work[T], *, write: bool) -> T:
-        conn = await self.session.connection()
         if not write:
-            return await work(conn)
-        async with conn.begin_nested():
-            return await work(conn)
+            return await work(await self.session.connection())
+        async with self.session.begin_nested():
+            return await work(await self.session.connection())

@@ -2,22 +2,34 @@
 
 - engine set-up: SQLite pragmas, explicit `BEGIN IMMEDIATE` for write transactions, `:memory:` pooling;
 - upserts and insert-if-absent through each dialect's `insert().on_conflict_*`;
-- row locking for queue claims, the database clock, and which errors mean "retry the transaction".
+- row locking for queue claims, the database clock, and which errors mean "retry the transaction";
+- safety: our engines keep bound parameters and result rows (auth keys, api hashes) out of logs and
+  error messages, aiosqlite's debug log shows no statement arguments, and a SQLite file we create is
+  private to its owner (0600).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import sqlite3
+import stat
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Double, Table, event, func, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.engine.url import URL, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert
 
 from tgpersist.errors import UnsupportedDatabase
@@ -30,6 +42,12 @@ WRITE = "tgpersist_write"
 FOREIGN_KEYS = "tgpersist_foreign_keys"
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+log = logging.getLogger(__name__)
+
+#: SQLAlchemy's engine logger; ours is `ENGINE_LOGGER.LOGGING_NAME`, where result rows are hidden.
+ENGINE_LOGGER = "sqlalchemy.engine.Engine"
+LOGGING_NAME = "tgpersist"
 
 
 def name_of(bind: AsyncEngine | Engine | Connection) -> str:
@@ -47,12 +65,18 @@ def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
     backend = parsed.get_backend_name()
     if backend not in SUPPORTED:
         raise UnsupportedDatabase(f"{backend!r} databases are not supported (use sqlite or postgresql)")
+    # Bound parameters and result rows include auth keys and api hashes: keep them out of echo/DEBUG
+    # logs and exception messages. Our engines log as `sqlalchemy.engine.Engine.tgpersist`.
+    engine_options.setdefault("hide_parameters", True)
+    engine_options.setdefault("logging_name", LOGGING_NAME)
     if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
         # One shared connection, or every checkout would see a different empty database.
         engine_options.setdefault("poolclass", StaticPool)
         engine_options.setdefault("connect_args", {"check_same_thread": False})
     engine = create_async_engine(parsed, **engine_options)
     configure_engine(engine)
+    if engine.sync_engine.logging_name:
+        _add_filter(logging.getLogger(f"{ENGINE_LOGGER}.{engine.sync_engine.logging_name}"), _HiddenRows)
     return engine
 
 
@@ -66,6 +90,91 @@ def configure_engine(engine: AsyncEngine) -> None:
         return
     event.listen(sync_engine, "connect", _sqlite_connect)
     event.listen(sync_engine, "begin", _sqlite_begin)
+    _guard_sqlite_file(sync_engine)
+    _add_filter(logging.getLogger("aiosqlite"), _HiddenArguments)
+
+
+def sqlite_file(url: URL) -> str | None:
+    """The file a SQLite URL names; None for an in-memory or URI-style (`file:...`) database."""
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
+def create_private_file(path: str) -> bool:
+    """Create `path` empty with mode 0600 if it does not exist (SQLite then uses it); True if created.
+
+    SQLite gives its -wal, -shm and -journal files the mode of the database file.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return False  # it exists, or cannot be created: SQLite reports the latter in its own words
+    os.close(fd)
+    return True
+
+
+def warn_if_exposed(path: str) -> bool:
+    """Log a warning (naming only the path) if other users may read or write the file; True if so."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    if not stat.S_ISREG(mode) or not mode & 0o066:
+        return False
+    log.warning(
+        "SQLite database %s is readable or writable by other users (mode %03o); it holds auth keys: "
+        "restrict it with `chmod 600`",
+        path,
+        stat.S_IMODE(mode),
+    )
+    return True
+
+
+def _guard_sqlite_file(engine: Engine) -> None:
+    path = sqlite_file(engine.url)
+    if path is None:
+        return
+    checked = False
+
+    def before_connect(*_: Any) -> None:
+        nonlocal checked
+        if not create_private_file(path) and not checked:
+            warn_if_exposed(path)
+        checked = True
+
+    event.listen(engine, "do_connect", before_connect)
+
+
+class _HiddenArguments(logging.Filter):
+    """aiosqlite logs each call it runs, arguments (SQL parameters) included: show only the call's name."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_call_name(arg) for arg in record.args)
+        return True
+
+
+def _call_name(arg: object) -> object:
+    if isinstance(arg, functools.partial):
+        name = getattr(arg.func, "__qualname__", type(arg.func).__name__)
+        return f"{name}(<arguments hidden>)"
+    return arg
+
+
+class _HiddenRows(logging.Filter):
+    """SQLAlchemy logs each result row at DEBUG (echo="debug"); rows hold auth keys and api hashes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.endswith("Row %r"):
+            record.args = ("<hidden by tgpersist: rows may hold auth keys>",)
+        return True
+
+
+def _add_filter(logger: logging.Logger, kind: type[logging.Filter]) -> None:
+    if not any(isinstance(f, kind) for f in logger.filters):
+        logger.addFilter(kind())
 
 
 def single_connection(engine: AsyncEngine) -> bool:
@@ -82,6 +191,7 @@ def _sqlite_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEnt
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA secure_delete = ON")  # overwritten auth keys do not linger in free space
     cursor.close()
     record.info[FOREIGN_KEYS] = True
 
@@ -95,6 +205,22 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql(f"PRAGMA foreign_keys = {'ON' if want_fk else 'OFF'}")
         info[FOREIGN_KEYS] = want_fk
     conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE) else "BEGIN")
+
+
+async def compact_sqlite(engine: AsyncEngine) -> bool:
+    """SQLite: VACUUM and truncate the WAL, so overwritten values (say, auth keys just encrypted) are gone
+    from the database files; False (nothing done) on PostgreSQL, whose old row versions need VACUUM FULL.
+    """
+    if engine.dialect.name != "sqlite":
+        return False
+    async with engine.connect() as conn:
+        # On the driver connection: VACUUM cannot run inside the BEGIN our hook would emit.
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        for sql in ("VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"):
+            cursor = await driver.execute(sql)
+            await cursor.close()
+    return True
 
 
 def insert(table: Table, dialect: str) -> Insert:
@@ -155,3 +281,245 @@ def is_missing_parent(error: BaseException) -> bool:
     if getattr(orig, "sqlstate", None) == "23503":
         return True
     return "foreign key constraint" in str(orig).lower()
+
+
+# -- hot paths: bulk writes and single-statement reads ----------------------------------------------
+
+
+def driver_value(column: ColumnElement[Any], value: Any, sa_dialect: Dialect) -> Any:
+    """`value` as the driver takes it for `column` (its type's bind processing), for raw statements."""
+    process = column.type.dialect_impl(sa_dialect).bind_processor(sa_dialect)
+    return value if process is None or value is None else process(value)
+
+
+class BulkUpsert:
+    """`INSERT ... ON CONFLICT (keys) DO UPDATE` of many rows in one driver call, without per-row objects.
+
+    SQLite: one `executemany` of a single prepared statement. PostgreSQL: one statement over column
+    arrays, `INSERT ... SELECT * FROM unnest($1::type[], ...)`, a single round trip; from `COPY_ROWS`
+    rows on, binary COPY into a temporary table and one `INSERT ... SELECT` from it (measured faster
+    than unnest and executemany at 10k rows and more, slower for small batches: see benchmarks/).
+    Rows are tuples in `columns` order holding driver-ready values (see `driver_value`); a batch must
+    not contain one key twice.
+    """
+
+    #: PostgreSQL batches from this size on go through COPY.
+    COPY_ROWS = 2000
+
+    def __init__(
+        self,
+        table: Table,
+        sa_dialect: Dialect,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        update: Sequence[str],
+    ) -> None:
+        quote = sa_dialect.identifier_preparer.quote
+        self.arrays = sa_dialect.name == "postgresql"
+        names = ", ".join(quote(c) for c in columns)
+        if self.arrays:
+            casts = (
+                f"${i}::{table.c[c].type.compile(dialect=sa_dialect)}[]" for i, c in enumerate(columns, 1)
+            )
+            source = f"SELECT * FROM unnest({', '.join(casts)})"
+        else:
+            source = f"VALUES ({', '.join('?' for _ in columns)})"
+        action = (
+            "DO UPDATE SET " + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in update)
+            if update
+            else "DO NOTHING"
+        )
+        target = sa_dialect.identifier_preparer.format_table(table)
+        conflict = ", ".join(quote(k) for k in keys)
+        self.sql = f"INSERT INTO {target} ({names}) {source} ON CONFLICT ({conflict}) {action}"
+        self.columns = tuple(columns)
+        self._target = target
+        self._from_copy = (
+            f"INSERT INTO {target} ({names}) SELECT {names} FROM {{source}} ON CONFLICT ({conflict}) {action}"
+        )
+
+    async def execute(self, conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        if not self.arrays:
+            await conn.exec_driver_sql(self.sql, list(rows))
+        elif len(rows) >= self.COPY_ROWS:
+            await self._copy(conn, rows)
+        else:
+            await conn.exec_driver_sql(self.sql, tuple(list(column) for column in zip(*rows, strict=True)))
+
+    async def _copy(self, conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
+        # A temporary table private to this transaction (dropped here, or at the latest on commit, so
+        # that two batches in one host transaction do not collide); COPY is asyncpg's binary protocol.
+        source = f"tgpersist_bulk_{uuid.uuid4().hex[:12]}"
+        await conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {source} (LIKE {self._target}) ON COMMIT DROP")
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table(source, records=rows, columns=self.columns)
+        await conn.exec_driver_sql(self._from_copy.format(source=source))
+        await conn.exec_driver_sql(f"DROP TABLE {source}")
+
+
+class BulkDelete:
+    """Delete the rows of one scope whose `column` is any of many values, in one driver call.
+
+    SQLite: `executemany` of `scope = ? AND column = ?` (an index probe per value); PostgreSQL: one
+    statement with `column = ANY($2::type[])`.
+    """
+
+    def __init__(self, table: Table, sa_dialect: Dialect, scope: str, column: str) -> None:
+        quote = sa_dialect.identifier_preparer.quote
+        self.arrays = sa_dialect.name == "postgresql"
+        target = sa_dialect.identifier_preparer.format_table(table)
+        if self.arrays:
+            cast = table.c[column].type.compile(dialect=sa_dialect)
+            match = f"{quote(scope)} = $1 AND {quote(column)} = ANY($2::{cast}[])"
+        else:
+            match = f"{quote(scope)} = ? AND {quote(column)} = ?"
+        self.sql = f"DELETE FROM {target} WHERE {match}"
+
+    async def execute(self, conn: AsyncConnection, scope: Any, values: Sequence[Any]) -> None:
+        if not values:
+            return
+        if self.arrays:
+            await conn.exec_driver_sql(self.sql, (scope, list(values)))
+        else:
+            await conn.exec_driver_sql(self.sql, [(scope, value) for value in values])
+
+
+class CompiledRead:
+    """A SELECT compiled once for one dialect: its SQL text, the order of its parameters and the
+    conversion of its result columns, so that a hot read skips SQLAlchemy's per-call statement work.
+
+    Parameters are `bindparam(name)`s given by name at each call, or values fixed in the statement.
+    """
+
+    def __init__(self, stmt: Select[Any], sa_dialect: Dialect) -> None:
+        compiled = stmt.compile(dialect=sa_dialect)
+        if compiled.post_compile_params:
+            raise ValueError("expanding (IN) parameters are not supported by CompiledRead")
+        self.sql = compiled.string
+        self._binds = []
+        for name in compiled.positiontup or ():
+            bind = compiled.binds[name]
+            process = bind.type.dialect_impl(sa_dialect).bind_processor(sa_dialect)
+            self._binds.append((bind.key, bind.value, process))
+        self._results = [
+            (index, process)
+            for index, column in enumerate(stmt.selected_columns)
+            if (process := column.type.dialect_impl(sa_dialect).result_processor(sa_dialect, None))
+        ]
+
+    def params(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        out = []
+        for key, fixed, process in self._binds:
+            value = values.get(key, fixed)
+            out.append(value if process is None or value is None else process(value))
+        return tuple(out)
+
+    def rows(self, raw: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        if not self._results:
+            return [tuple(row) for row in raw]
+        converted = []
+        for row in raw:
+            values = list(row)
+            for index, process in self._results:
+                value = values[index]
+                if value is not None:
+                    values[index] = process(value)
+            converted.append(tuple(values))
+        return converted
+
+
+class Reader:
+    """Runs single-statement reads outside a transaction: a lone SELECT is atomic by itself, so the
+    BEGIN and COMMIT/ROLLBACK round trips of a read transaction buy nothing."""
+
+    async def fetch(self, sql: str, params: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Give back whatever connection the reader holds."""
+
+
+class _SqliteReader(Reader):
+    """Reads on one held pool connection, each a single aiosqlite thread hop (`execute_fetchall`).
+
+    The connection is in autocommit mode (see `_sqlite_connect`), so each SELECT reads the latest
+    committed state (WAL) and leaves no transaction open. Concurrent reads queue on its thread.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+        self._driver: Any = None
+        self._opening = asyncio.Lock()
+
+    async def _open(self) -> Any:
+        async with self._opening:
+            if self._driver is None:
+                conn = await self._engine.connect()
+                try:
+                    self._driver = (await conn.get_raw_connection()).driver_connection
+                except BaseException:
+                    await conn.close()
+                    raise
+                self._conn = conn
+            return self._driver
+
+    async def fetch(self, sql: str, params: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
+        for attempt in (1, 2):
+            driver = self._driver if self._driver is not None else await self._open()
+            try:
+                return await driver.execute_fetchall(sql, params)  # type: ignore[no-any-return]
+            except sqlite3.Error as error:
+                raise DBAPIError.instance(sql, params, error, sqlite3.Error, hide_parameters=True) from error
+            except ValueError:  # "Connection closed": the engine was disposed under us; reconnect once
+                await self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        conn, self._conn, self._driver = self._conn, None, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+class _AutocommitReader(Reader):
+    """PostgreSQL: an AUTOCOMMIT connection from the pool, so asyncpg sends only the statement."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def fetch(self, sql: str, params: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
+        async with self._engine.connect() as conn:
+            return (await conn.exec_driver_sql(sql, params)).all()
+
+
+def reader_for(engine: AsyncEngine) -> Reader | None:
+    """The single-statement reader for `engine`; None for in-memory SQLite, whose one shared
+    connection may be inside another coroutine's transaction (reads must then take turns)."""
+    if single_connection(engine):
+        return None
+    if engine.dialect.name == "sqlite":
+        return _SqliteReader(engine)
+    return _AutocommitReader(engine)
+
+
+async def analyze_if_never_analyzed(conn: AsyncConnection, table: Table) -> None:
+    """PostgreSQL: ANALYZE `table` (a foreign-key parent about to be checked many times) if the planner
+    has no statistics for it yet. Without them it was seen to check the usernames -> peers foreign key
+    through the (session_name, phone_key) index rather than the primary key, scanning all of an
+    account's peers for each inserted username: bulk loads into a new database went quadratic (40k
+    peers: 70 s instead of 0.6 s) until autovacuum analyzed the table. A no-op on SQLite.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    name = conn.dialect.identifier_preparer.format_table(table)
+    unanalyzed = await conn.exec_driver_sql(
+        "SELECT reltuples <= 0 FROM pg_catalog.pg_class WHERE oid = to_regclass($1)", (name,)
+    )
+    if unanalyzed.scalar():
+        await conn.exec_driver_sql(f"ANALYZE {name}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
@@ -9,10 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.engine.url import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from tgpersist import dialect, migrate
+from tgpersist import dialect, encryption, maintenance, migrate
 from tgpersist.database import Database, JoinedDatabase
+from tgpersist.encryption import AuthKeyCipher, KeySource
 from tgpersist.errors import InvalidArgument
 from tgpersist.models import Placement, declare_models
+from tgpersist.peer_cache import DEFAULT_SIZE as DEFAULT_PEER_CACHE_SIZE
+from tgpersist.peer_cache import PeerCaches
 from tgpersist.repositories import (
     ConversationRepository,
     DcAuthRepository,
@@ -21,13 +25,16 @@ from tgpersist.repositories import (
     Scope,
     SessionRepository,
     UpdateRepository,
+    auth_keys,
 )
+from tgpersist.repositories.files import SentFileRepository
 
 DEFAULT_URL = "sqlite+aiosqlite:///tgpersist.db"
 
 
 class Account:
-    """The repositories of one session name: `session`, `peers`, `conversations`, `dc_auth`, `updates`."""
+    """The repositories of one session name: `session`, `peers`, `conversations`, `dc_auth`, `updates`,
+    `files`."""
 
     def __init__(self, scope: Scope, policy: QueuePolicy) -> None:
         self.name = scope.name
@@ -36,6 +43,7 @@ class Account:
         self.conversations = ConversationRepository(scope)
         self.dc_auth = DcAuthRepository(scope)
         self.updates = UpdateRepository(scope, policy)
+        self.files = SentFileRepository(scope)
 
     def __repr__(self) -> str:
         return f"Account({self.name!r})"
@@ -56,6 +64,9 @@ class Store:
         schema: str | None = None,
         queue_policy: QueuePolicy | None = None,
         retries: int = 8,
+        encryption_key: KeySource | None = None,
+        peer_cache_size: int = DEFAULT_PEER_CACHE_SIZE,
+        peer_cache_ttl: float | timedelta | None = None,
     ) -> None:
         engine = bind.kw.get("bind") if isinstance(bind, async_sessionmaker) else bind
         if not isinstance(engine, AsyncEngine):
@@ -68,6 +79,10 @@ class Store:
         self.models = declare_models(self.placement)
         self.queue_policy = queue_policy or QueuePolicy()
         self._db = Database(engine, self.models, retries=retries)
+        # Peers cached per account (0: off); `peer_cache_ttl` seconds bound staleness across processes.
+        self._db.peer_caches = PeerCaches(peer_cache_size, peer_cache_ttl)
+        #: Seals auth keys with `encryption_key` (default: $TGPERSIST_ENCRYPTION_KEY; none: plaintext).
+        self.cipher = AuthKeyCipher(encryption.configured_key_ring(encryption_key))
         self._owns_engine = False
         self._accounts: dict[str, Account] = {}
 
@@ -84,10 +99,10 @@ class Store:
         if session is not None:
             if not isinstance(session, AsyncSession):
                 raise InvalidArgument("session", f"expected an AsyncSession, got {type(session).__name__}")
-            return Account(Scope(name, JoinedDatabase(session, self._db)), self.queue_policy)
+            return Account(Scope(name, JoinedDatabase(session, self._db), self.cipher), self.queue_policy)
         account = self._accounts.get(name)
         if account is None:
-            account = self._accounts[name] = Account(Scope(name, self._db), self.queue_policy)
+            account = self._accounts[name] = Account(Scope(name, self._db, self.cipher), self.queue_policy)
         return account
 
     async def list_sessions(self) -> list[str]:
@@ -99,14 +114,39 @@ class Store:
 
         return await self._db.run(work, write=False)
 
+    async def prune(self) -> maintenance.Pruned:
+        """Delete every account's expired dedup keys and conversations; says how many of each."""
+        return await maintenance.prune(self._db)
+
     async def check_schema(self, *, upgrade: bool = False) -> None:
         """Bring an empty database to head; raise `SchemaOutOfDate` if behind (unless `upgrade`)."""
         await migrate.ensure_schema(self.engine, self.placement, upgrade_if_behind=upgrade)
 
+    async def check_encryption(self) -> None:
+        """Raise `EncryptionError` unless the configured keys open every encrypted auth key stored."""
+        await auth_keys.verify(self._db, self.cipher)
+
+    async def reencrypt_auth_keys(self, new_key: KeySource | None) -> int:
+        """Re-encrypt every stored auth key with `new_key` (None: store them in plaintext), in one
+        transaction, and use it from now on; returns how many rows changed."""
+        target = encryption.key_ring(new_key)
+        changed = await auth_keys.reencrypt(self._db, self.cipher, target)
+        old = self.cipher.ring
+        self.cipher.ring = target if target is None or old is None else target.with_older(old.keys)
+        return changed
+
     async def close(self) -> None:
-        """Dispose the engine if `open_store` created it; an embedding application's engine is left alone."""
-        if self._owns_engine:
-            await self.engine.dispose()
+        """Dispose the engine if `open_store` created it; an embedding application's engine is left alone.
+
+        Session leases held through this store's accounts are released first.
+        """
+        try:
+            for account in list(self._accounts.values()):
+                await account.session.release_held()
+        finally:
+            await self._db.close()
+            if self._owns_engine:
+                await self.engine.dispose()
 
     async def __aenter__(self) -> Store:
         return self
@@ -128,17 +168,30 @@ async def open_store(
     prefix: str = "tgpersist_",
     schema: str | None = None,
     queue_policy: QueuePolicy | None = None,
+    encryption_key: KeySource | None = None,
+    peer_cache_size: int = DEFAULT_PEER_CACHE_SIZE,
+    peer_cache_ttl: float | timedelta | None = None,
     **engine_options: Any,
 ) -> Store:
     """Open (creating if needed) a store at `url`; an empty database is migrated to head.
 
-    A database behind head raises `SchemaOutOfDate` unless `upgrade=True`.
+    A database behind head raises `SchemaOutOfDate` unless `upgrade=True`. Auth keys are encrypted with
+    `encryption_key` (default: $TGPERSIST_ENCRYPTION_KEY); `EncryptionError` if it cannot open them.
     """
     engine = dialect.create_engine(url, **engine_options)
     try:
-        store = Store(engine, prefix=prefix, schema=schema, queue_policy=queue_policy)
+        store = Store(
+            engine,
+            prefix=prefix,
+            schema=schema,
+            queue_policy=queue_policy,
+            encryption_key=encryption_key,
+            peer_cache_size=peer_cache_size,
+            peer_cache_ttl=peer_cache_ttl,
+        )
         store._owns_engine = True
         await store.check_schema(upgrade=upgrade)
+        await store.check_encryption()
     except BaseException:
         await engine.dispose()
         raise

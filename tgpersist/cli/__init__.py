@@ -14,14 +14,15 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from tgpersist.cli import common, db, demo, sessions
+from tgpersist.cli import common, db, demo, keys, sessions, transfer
 from tgpersist.errors import TgPersistError
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="tgpersist", description="Persistent state for Telegram clients.")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (db, sessions, demo):
+    transfer.register(sub, sessions.register(sub))
+    for module in (db, keys, demo):
         module.register(sub)
     return root
 

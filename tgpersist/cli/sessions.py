@@ -7,12 +7,14 @@ from typing import Any
 
 from tgpersist.cli.common import CommandError, add_url, open_store
 from tgpersist.domain import Session
+from tgpersist.repositories.lease import LeaseInfo
 
 
-def register(sub: Any) -> None:
+def register(sub: Any) -> Any:
+    """Add `sessions` and `session`; returns the `session` group's actions, for `transfer` to extend."""
     group = sub.add_parser("sessions", help="list stored sessions")
     actions = group.add_subparsers(dest="sessions_command", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="list session names with their DC and user")
+    listing = actions.add_parser("list", help="list sessions: DC, user, and who holds each one's lease")
     add_url(listing)
     listing.set_defaults(handler=list_sessions)
 
@@ -26,6 +28,7 @@ def register(sub: Any) -> None:
     delete.add_argument("name")
     add_url(delete)
     delete.set_defaults(handler=delete_session)
+    return actions
 
 
 def describe(session: Session) -> str:
@@ -36,11 +39,20 @@ def describe(session: Session) -> str:
     return f"dc {session.dc_id or '-'}, {who}, {key}{', test' if session.test_mode else ''}"
 
 
+def describe_lease(holder: LeaseInfo | None) -> str:
+    if holder is None:
+        return "free"
+    until = holder.expires_at.isoformat(timespec="seconds")
+    return f"held by {holder.owner} until {until} (token {holder.token})"
+
+
 async def list_sessions(args: argparse.Namespace) -> int:
     async with await open_store(args) as store:
         for name in await store.list_sessions():
-            session = await store.account(name).session.load()
-            print(f"{name}\t{describe(session) if session else '-'}")
+            account = store.account(name)
+            session = await account.session.load()
+            holder = await account.session.holder()
+            print(f"{name}\t{describe(session) if session else '-'}\t{describe_lease(holder)}")
     return 0
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tgpersist import dialect
 from tgpersist.clock import utcnow
 from tgpersist.domain import DcAuth
+from tgpersist.encryption import KeyLocation
 from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.scope import Scope
 from tgpersist.validation import check_bool, check_int
@@ -23,20 +24,26 @@ class DcAuthRepository:
         self._scope = scope
         self._table = scope.table(scope.models.DcAuth)
 
-    async def save(self, entry: DcAuth) -> None:
+    async def save(self, entry: DcAuth, *, token: int | None = None) -> None:
+        """Insert or replace one DC's entry; under a lease, `LeaseLost` if the session was taken over."""
         if not isinstance(entry, DcAuth):
             raise InvalidArgument("entry", f"expected a DcAuth, got {type(entry).__name__}")
         values: dict[str, Any] = {name: getattr(entry, name) for name in FIELDS}
         values.update(session_name=self._scope.name, updated_at=utcnow())
+        where = self._where(entry.dc_id, entry.media_only)
+        values["auth_key"], values["auth_key_id"] = self._scope.cipher.seal(entry.auth_key, where)
         keys = ["session_name", "dc_id", "media_only"]
         stmt = dialect.upsert(
-            self._table, self._scope.dialect, keys, [f for f in FIELDS if f not in keys] + ["updated_at"]
+            self._table,
+            self._scope.dialect,
+            keys,
+            [f for f in FIELDS if f not in keys] + ["auth_key_id", "updated_at"],
         )
 
         async def work(conn: AsyncConnection) -> None:
             await conn.execute(stmt, values)
 
-        await self._scope.write(work)
+        await self._scope.write(work, fence=self._scope.fence(token))
 
     async def load(self, dc_id: int, *, media_only: bool = False) -> DcAuth | None:
         check_int("dc_id", dc_id)
@@ -65,9 +72,18 @@ class DcAuthRepository:
 
     def _select(self) -> Any:
         t = self._table
-        return select(*(t.c[name] for name in (*FIELDS, "updated_at"))).where(
+        return select(*(t.c[name] for name in (*FIELDS, "auth_key_id", "updated_at"))).where(
             t.c.session_name == self._scope.name
         )
 
     async def _fetch(self, conn: AsyncConnection, stmt: Any) -> builtins.list[DcAuth]:
-        return [DcAuth(**row._asdict()) for row in await conn.execute(stmt)]
+        return [self._to_domain(row._asdict()) for row in await conn.execute(stmt)]
+
+    def _where(self, dc_id: int, media_only: bool) -> KeyLocation:
+        """What a sealed auth key of this row is bound to: session, DC id and media flag."""
+        return KeyLocation(self._table.name, self._scope.name, dc_id=dc_id, media_only=media_only)
+
+    def _to_domain(self, values: dict[str, Any]) -> DcAuth:
+        where = self._where(values["dc_id"], values["media_only"])
+        values["auth_key"] = self._scope.cipher.unseal(values["auth_key"], values.pop("auth_key_id"), where)
+        return DcAuth(**values)

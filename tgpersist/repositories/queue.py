@@ -1,9 +1,21 @@
 """`DurableQueue`: updates received but not yet handled, delivered at least once to leasing workers.
 
-`claim` leases the oldest available updates to one owner (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite:
-one `UPDATE ... RETURNING` under `BEGIN IMMEDIATE`). `ack` deletes; `fail` schedules a retry after an
-exponential backoff with jitter, or moves the update to the dead letters after `max_attempts` claims.
-A lease that expires (its worker died) makes the update available again.
+The lease story, for a pool of workers (coroutines, processes or hosts) on one account:
+
+- `claim(limit, lease=..., owner=...)` leases up to `limit` of the oldest available updates to `owner`
+  (default `host:pid`; give each concurrent worker its own name). Until `lease` seconds pass (default
+  `QueuePolicy.lease`), no other claim hands them out. PostgreSQL claims with `FOR UPDATE SKIP LOCKED`;
+  SQLite with one `UPDATE ... RETURNING` under `BEGIN IMMEDIATE`.
+- `ack(id)` (or `ack_many`) deletes a handled update. `fail(id, error, owner=...)` keeps the error and
+  makes it available again after an exponential backoff with jitter; `extend_lease(id, owner=...)` keeps
+  a long handler's lease alive. Given an `owner`, both act only while it still holds the update, so a
+  worker whose lease ran out cannot take an update back from the worker that claimed it since.
+- A worker that dies simply stops acking: its lease expires and the update is handed out again. Each
+  claim counts an attempt; after `max_attempts` (failed, or leased and never settled) it is a dead letter,
+  listed by `dead_letters()` and put back by `requeue(id)`.
+
+Lease times come from the worker's clock: keep hosts' clocks in sync (NTP) and leases far longer than any
+skew. Delivery is at least once: handlers must tolerate an update whose ack was lost to a crash.
 """
 
 from __future__ import annotations
@@ -16,9 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, literal, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.expression import case
 
 from tgpersist import dialect
 from tgpersist.clock import utcnow
@@ -27,6 +40,9 @@ from tgpersist.domain.updates import MAX_ERROR
 from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.scope import Scope
 from tgpersist.validation import INT32_MAX, check_int, check_name, check_text
+
+#: Ids per statement in `ack_many` (well under SQLite's and asyncpg's parameter limits).
+ACK_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,7 @@ class QueuePolicy:
 
 
 def default_owner() -> str:
+    """The owner a claim is made for unless told otherwise: this host and process."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -81,6 +98,13 @@ def _seconds(name: str, value: float | timedelta | None, default: float) -> time
     if seconds < 0:
         raise InvalidArgument(name, "must not be negative")
     return timedelta(seconds=seconds)
+
+
+def _positive_seconds(name: str, value: float | timedelta | None, default: float) -> timedelta:
+    seconds = _seconds(name, value, default)
+    if seconds <= timedelta(0):
+        raise InvalidArgument(name, "must be positive")
+    return seconds
 
 
 class DurableQueue:
@@ -133,77 +157,132 @@ class DurableQueue:
     async def claim(
         self, limit: int = 1, *, lease: float | timedelta | None = None, owner: str | None = None
     ) -> list[DurableUpdate]:
-        """Lease up to `limit` of the oldest available updates to `owner`, oldest first."""
+        """Lease up to `limit` of the longest-available updates to `owner`; returned in enqueue order.
+
+        A claimed update is available again when its lease expires, unless it is acked or failed first.
+        One whose lease expired after its `max_attempts`-th claim becomes a dead letter instead.
+        """
         check_int("limit", limit, 1, 10_000)
         owner = check_name("owner", owner) if owner is not None else default_owner()
-        now = utcnow()
-        expires = now + _seconds("lease", lease, self.policy.lease)
+        length = _positive_seconds("lease", lease, self.policy.lease)
+
+        async def work(conn: AsyncConnection) -> list[Row[Any]]:
+            # `now` is taken per attempt: a retried transaction must not hand out a shorter lease.
+            now = utcnow()
+            claimed: list[Row[Any]] = []
+            while len(claimed) < limit:
+                rows = list(
+                    await conn.execute(self._claim_statement(limit - len(claimed), owner, now, length))
+                )
+                claimed += [row for row in rows if row.status == UpdateStatus.PENDING.value]
+                if len(rows) == len(claimed) or not rows:
+                    break  # nothing was dead-lettered, so no more are available
+            return claimed
+
+        rows = await self._scope.db.run(work, write=True)
+        rows.sort(key=lambda r: r.seq)
+        return [self._to_domain(row) for row in rows]
+
+    def _claim_statement(self, limit: int, owner: str, now: datetime, length: timedelta) -> Any:
+        """UPDATE ... RETURNING that leases the oldest available rows, dead-lettering exhausted ones.
+
+        A claimed row's `available_at` moves to its lease's end, so the index on (status, available_at)
+        finds the next available rows without walking past leased ones.
+        """
         queue = self._queue
+        expires = now + length
         candidates = (
             select(queue.c.seq)
             .where(
                 queue.c.session_name == self._scope.name,
                 queue.c.status == UpdateStatus.PENDING.value,
                 queue.c.available_at <= now,
-                (queue.c.lease_expires_at.is_(None)) | (queue.c.lease_expires_at <= now),
             )
             .order_by(queue.c.available_at, queue.c.seq)
             .limit(limit)
         )
         if dialect.claim_locks_rows(self._scope.dialect):
             candidates = candidates.with_for_update(skip_locked=True)
-        stmt = (
+        # Only an expired lease leaves a pending row with max_attempts claims behind (fail() dead-letters).
+        exhausted = queue.c.attempts >= self.policy.max_attempts
+
+        def unless_exhausted(dead: Any, live: Any) -> Any:
+            return case((exhausted, dead), else_=live)
+
+        return (
             update(queue)
             .where(queue.c.seq.in_(candidates.scalar_subquery()))
             .values(
-                lease_owner=owner,
-                lease_expires_at=expires,
-                attempts=queue.c.attempts + 1,
+                status=unless_exhausted(UpdateStatus.DEAD.value, UpdateStatus.PENDING.value),
+                attempts=unless_exhausted(queue.c.attempts, queue.c.attempts + 1),
+                last_error=unless_exhausted(
+                    literal("lease of ") + func.coalesce(queue.c.lease_owner, "?") + " expired unsettled",
+                    queue.c.last_error,
+                ),
+                lease_owner=unless_exhausted(None, owner),
+                lease_expires_at=unless_exhausted(None, expires),
+                available_at=unless_exhausted(queue.c.available_at, expires),
                 updated_at=now,
             )
             .returning(queue.c.seq, *(queue.c[c] for c in COLUMNS))
         )
 
-        async def work(conn: AsyncConnection) -> list[Row[Any]]:
-            return list(await conn.execute(stmt))  # read every RETURNING row before commit
-
-        rows = await self._scope.db.run(work, write=True)
-        rows.sort(key=lambda r: (r.available_at, r.seq))
-        return [self._to_domain(row) for row in rows]
-
     async def ack(self, update_id: str) -> bool:
         """The update was handled: delete it. False if it was not queued (e.g. acked already)."""
-        check_name("update_id", update_id)
-        queue = self._queue
-        stmt = delete(queue).where(queue.c.session_name == self._scope.name, queue.c.id == update_id)
+        return bool(await self.ack_many([update_id]))
 
-        async def work(conn: AsyncConnection) -> bool:
-            return (await conn.execute(stmt)).rowcount > 0
+    async def ack_many(self, update_ids: Iterable[str]) -> list[str]:
+        """Delete several handled updates in one transaction; returns the ids that were still queued."""
+        ids = sorted({check_name("update_id", update_id) for update_id in update_ids})
+        if not ids:
+            return []
+        queue = self._queue
+        name = self._scope.name
+
+        async def work(conn: AsyncConnection) -> list[str]:
+            deleted: list[str] = []
+            for start in range(0, len(ids), ACK_CHUNK):
+                chunk = ids[start : start + ACK_CHUNK]
+                stmt = (
+                    delete(queue)
+                    .where(queue.c.session_name == name, queue.c.id.in_(chunk))
+                    .returning(queue.c.id)
+                )
+                deleted += (await conn.execute(stmt)).scalars()
+            return sorted(deleted)
 
         return await self._scope.db.run(work, write=True)
 
     async def fail(
-        self, update_id: str, error: str | BaseException, *, retry_in: float | timedelta | None = None
+        self,
+        update_id: str,
+        error: str | BaseException,
+        *,
+        retry_in: float | timedelta | None = None,
+        owner: str | None = None,
     ) -> bool:
         """Handling failed: keep the error, retry after a backoff, or dead-letter after max_attempts.
 
-        An exception is stored as `Type: message`, cut to the first 4096 characters. False if not queued.
+        An exception is stored as `Type: message`, cut to the first 4096 characters. With `owner`, only
+        while that owner holds the update's lease. False if not queued (or not held by `owner`).
         """
         check_name("update_id", update_id)
+        if owner is not None:
+            check_name("owner", owner)
         message = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error
         message = check_text("error", message, 1 << 20)[:MAX_ERROR]
         explicit = None if retry_in is None else _seconds("retry_in", retry_in, 0)
         queue = self._queue
-        key = (queue.c.session_name == self._scope.name, queue.c.id == update_id)
+        key = self._key(update_id)
 
         async def work(conn: AsyncConnection) -> bool:
-            current = select(queue.c.attempts).where(*key)
+            now = utcnow()
+            current = select(queue.c.attempts).where(*key, *self._held(owner, now))
             if dialect.claim_locks_rows(self._scope.dialect):
                 current = current.with_for_update()
             attempts = (await conn.execute(current)).scalar_one_or_none()
             if attempts is None:
                 return False
-            now = utcnow()
             dead = attempts >= self.policy.max_attempts
             values: dict[str, Any] = {
                 "last_error": message,
@@ -218,43 +297,90 @@ class DurableQueue:
 
         return await self._scope.db.run(work, write=True)
 
-    async def requeue(self, update_id: str) -> bool:
-        """Make a dead (or waiting) update available now with a fresh attempt count."""
+    async def extend_lease(
+        self, update_id: str, *, owner: str, lease: float | timedelta | None = None
+    ) -> bool:
+        """Keep `owner`'s lease on an update for another `lease` seconds (from now).
+
+        False if `owner` no longer holds it: the lease expired (another worker may have it) or it was
+        settled. A handler that runs longer than a lease calls this before the lease runs out.
+        """
         check_name("update_id", update_id)
+        check_name("owner", owner)
+        length = _positive_seconds("lease", lease, self.policy.lease)
         queue = self._queue
-        now = utcnow()
-        stmt = (
-            update(queue)
-            .where(queue.c.session_name == self._scope.name, queue.c.id == update_id)
-            .values(
-                status=UpdateStatus.PENDING.value,
-                attempts=0,
-                available_at=now,
-                updated_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-        )
 
         async def work(conn: AsyncConnection) -> bool:
+            now = utcnow()
+            stmt = (
+                update(queue)
+                .where(*self._key(update_id), *self._held(owner, now))
+                .values(lease_expires_at=now + length, available_at=now + length, updated_at=now)
+            )
+            return (await conn.execute(stmt)).rowcount > 0
+
+        return await self._scope.db.run(work, write=True)
+
+    def _key(self, update_id: str) -> tuple[Any, ...]:
+        queue = self._queue
+        return (queue.c.session_name == self._scope.name, queue.c.id == update_id)
+
+    def _held(self, owner: str | None, now: datetime) -> tuple[Any, ...]:
+        """Conditions that `owner` holds a live lease on the row; none when no owner is named."""
+        queue = self._queue
+        if owner is None:
+            return ()
+        return (
+            queue.c.status == UpdateStatus.PENDING.value,
+            queue.c.lease_owner == owner,
+            queue.c.lease_expires_at > now,
+        )
+
+    async def requeue(self, update_id: str) -> bool:
+        """Make a dead (or waiting) update available now with a fresh attempt count.
+
+        An update that a worker holds under a live lease is left alone (False), so that it is never
+        handed to two workers at once.
+        """
+        check_name("update_id", update_id)
+        queue = self._queue
+
+        async def work(conn: AsyncConnection) -> bool:
+            now = utcnow()
+            not_leased = (
+                (queue.c.status == UpdateStatus.DEAD.value)
+                | queue.c.lease_expires_at.is_(None)
+                | (queue.c.lease_expires_at <= now)
+            )
+            stmt = (
+                update(queue)
+                .where(*self._key(update_id), not_leased)
+                .values(
+                    status=UpdateStatus.PENDING.value,
+                    attempts=0,
+                    available_at=now,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                )
+            )
             return (await conn.execute(stmt)).rowcount > 0
 
         return await self._scope.db.run(work, write=True)
 
     async def dead_letters(self, limit: int = 100) -> list[DurableUpdate]:
-        """Updates that failed `max_attempts` times, oldest first."""
+        """Updates whose `max_attempts` claims all failed or expired, in the order they died."""
         return await self._list(UpdateStatus.DEAD, limit)
 
     async def pending(self, limit: int = 100) -> list[DurableUpdate]:
-        """Queued updates that are not dead (leased, waiting or available), oldest first."""
+        """Queued updates that are not dead (available, waiting or leased), in the order claims take
+        them: by when they are (or become) available; a leased one becomes available at its lease's end."""
         return await self._list(UpdateStatus.PENDING, limit)
 
     async def get(self, update_id: str) -> DurableUpdate | None:
         check_name("update_id", update_id)
         queue = self._queue
-        stmt = select(queue.c.seq, *(queue.c[c] for c in COLUMNS)).where(
-            queue.c.session_name == self._scope.name, queue.c.id == update_id
-        )
+        stmt = select(queue.c.seq, *(queue.c[c] for c in COLUMNS)).where(*self._key(update_id))
 
         async def work(conn: AsyncConnection) -> Row[Any] | None:
             return (await conn.execute(stmt)).first()

@@ -8,10 +8,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tgpersist import dialect
+from tgpersist import dialect, peer_cache
 from tgpersist.clock import utcnow
 from tgpersist.domain import Session
+from tgpersist.encryption import KeyLocation
 from tgpersist.errors import InvalidArgument
+from tgpersist.repositories.lease import SessionLeases
 from tgpersist.repositories.scope import Scope
 
 #: Domain fields stored as columns of the same name.
@@ -35,13 +37,17 @@ FIELDS = (
 )
 
 
-class SessionRepository:
+class SessionRepository(SessionLeases):
     def __init__(self, scope: Scope) -> None:
         self._scope = scope
         self._table = scope.table(scope.models.Session)
+        self._where = KeyLocation(self._table.name, scope.name)  # what a sealed auth key is bound to
 
-    async def save(self, session: Session) -> None:
-        """Insert or replace the session (its `name` must be the account's); `created_at` is kept."""
+    async def save(self, session: Session, *, token: int | None = None) -> None:
+        """Insert or replace the session (its `name` must be the account's); `created_at` is kept.
+
+        Under a lease (held, or `token=`), `LeaseLost` if another owner took the session over.
+        """
         if not isinstance(session, Session):
             raise InvalidArgument("session", f"expected a Session, got {type(session).__name__}")
         if session.name != self._scope.name:
@@ -49,9 +55,15 @@ class SessionRepository:
         now = utcnow()
         values: dict[str, Any] = {name: getattr(session, name) for name in FIELDS}
         values.update(name=session.name, created_at=now, updated_at=now)
-        stmt = dialect.upsert(self._table, self._scope.dialect, ["name"], [*FIELDS, "updated_at"])
+        values["auth_key"], values["auth_key_id"] = self._scope.cipher.seal(session.auth_key, self._where)
+        stmt = dialect.upsert(
+            self._table, self._scope.dialect, ["name"], [*FIELDS, "auth_key_id", "updated_at"]
+        )
+        fence = self._scope.fence(token)
 
         async def work(conn: AsyncConnection) -> None:
+            if fence is not None:
+                await self._scope.check_fence(conn, fence)
             await conn.execute(stmt, values)
 
         await self._scope.db.run(work, write=True)
@@ -59,14 +71,20 @@ class SessionRepository:
 
     async def load(self) -> Session | None:
         table = self._table
-        columns = [table.c[name] for name in ("name", *FIELDS, "created_at", "updated_at")]
+        names = ("name", *FIELDS, "auth_key_id", "created_at", "updated_at")
+        columns = [table.c[name] for name in names]
         stmt = select(*columns).where(table.c.name == self._scope.name)
 
         async def work(conn: AsyncConnection) -> Row[Any] | None:
             return (await conn.execute(stmt)).first()
 
         row = await self._scope.read(work)
-        return None if row is None else Session(**row._asdict())
+        if row is None:
+            return None
+        values = row._asdict()
+        key_id = values.pop("auth_key_id")
+        values["auth_key"] = self._scope.cipher.unseal(values["auth_key"], key_id, self._where)
+        return Session(**values)
 
     async def delete(self) -> bool:
         """Delete the session and, by cascade, every row scoped to it. True if it existed."""
@@ -75,6 +93,7 @@ class SessionRepository:
         async def work(conn: AsyncConnection) -> bool:
             return (await conn.execute(stmt)).rowcount > 0
 
-        deleted = await self._scope.db.run(work, write=True)
+        async with peer_cache.invalidating(self._scope.db, self._scope.name):  # its peers go too
+            deleted = await self._scope.db.run(work, write=True)
         self._scope.session_known = False
         return deleted

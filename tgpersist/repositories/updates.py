@@ -56,7 +56,8 @@ class UpdateRepository(DurableQueue):
 
         return await self._scope.read(work)
 
-    async def save_state(self, state: UpdateState) -> None:
+    async def save_state(self, state: UpdateState, *, token: int | None = None) -> None:
+        """Store the account's update state; under a lease, `LeaseLost` if the session was taken over."""
         if not isinstance(state, UpdateState):
             raise InvalidArgument("state", f"expected an UpdateState, got {type(state).__name__}")
         values = {
@@ -70,7 +71,17 @@ class UpdateRepository(DurableQueue):
         async def work(conn: AsyncConnection) -> None:
             await conn.execute(self._save_state, values)
 
-        await self._scope.write(work)
+        await self._scope.write(work, fence=self._scope.fence(token))
+
+    async def delete_state(self, *, token: int | None = None) -> bool:
+        """Forget the account-wide update state (as Pyrogram's `delete_update_state(0)`). True if stored."""
+        t = self._state
+        stmt = delete(t).where(t.c.session_name == self._scope.name)
+
+        async def work(conn: AsyncConnection) -> bool:
+            return (await conn.execute(stmt)).rowcount > 0
+
+        return await self._scope.write(work, fence=self._scope.fence(token))
 
     # -- per-channel pts --------------------------------------------------------------------------
     async def load_channel(self, channel_id: int) -> ChannelState | None:
@@ -84,11 +95,11 @@ class UpdateRepository(DurableQueue):
         pts = await self._scope.read(work)
         return None if pts is None else ChannelState(channel_id=channel_id, pts=pts)
 
-    async def save_channel(self, state: ChannelState) -> None:
-        await self.save_channels([state])
+    async def save_channel(self, state: ChannelState, *, token: int | None = None) -> None:
+        await self.save_channels([state], token=token)
 
-    async def save_channels(self, states: list[ChannelState]) -> None:
-        """Store several channels' pts in one transaction."""
+    async def save_channels(self, states: list[ChannelState], *, token: int | None = None) -> None:
+        """Store several channels' pts in one transaction (fenced like `save_state`)."""
         rows: dict[int, dict[str, Any]] = {}
         for state in states:
             if not isinstance(state, ChannelState):
@@ -98,13 +109,14 @@ class UpdateRepository(DurableQueue):
                 "channel_id": state.channel_id,
                 "pts": state.pts,
             }
+        fence = self._scope.fence(token)
         if not rows:
             return
 
         async def work(conn: AsyncConnection) -> None:
             await conn.execute(self._save_channel, [rows[k] for k in sorted(rows)])
 
-        await self._scope.write(work)
+        await self._scope.write(work, fence=fence)
 
     async def list_channels(self) -> list[ChannelState]:
         t = self._channels
@@ -133,19 +145,21 @@ class UpdateRepository(DurableQueue):
     async def remember(self, key: str, ttl: timedelta | float | None = None) -> bool:
         """Atomically remember `key`: True the first time (or once it expired), False while remembered."""
         check_text("key", key, MAX_NAME, empty=False)
-        now = utcnow()
+        lifetime = _ttl(ttl)
         t = self._dedup
-        stmt = dialect.insert(t, self._scope.dialect).values(
-            session_name=self._scope.name, key=key, expires_at=now + _ttl(ttl)
-        )
-        # Insert, or take over an expired row; either way a row comes back. A live row stays untouched.
-        stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
-            index_elements=["session_name", "key"],
-            set_={"expires_at": stmt.excluded.expires_at},  # type: ignore[attr-defined]
-            where=t.c.expires_at <= now,
-        ).returning(literal(1))
 
         async def work(conn: AsyncConnection) -> bool:
+            now = utcnow()  # per attempt: a retried transaction judges expiry afresh
+            stmt = dialect.insert(t, self._scope.dialect).values(
+                session_name=self._scope.name, key=key, expires_at=now + lifetime
+            )
+            # One statement, so concurrent callers serialise on the row: exactly one gets a row back.
+            # Insert, or take over an expired row; a live row stays untouched and returns nothing.
+            stmt = stmt.on_conflict_do_update(  # type: ignore[attr-defined]
+                index_elements=["session_name", "key"],
+                set_={"expires_at": stmt.excluded.expires_at},  # type: ignore[attr-defined]
+                where=t.c.expires_at <= now,
+            ).returning(literal(1))
             return (await conn.execute(stmt)).first() is not None
 
         return await self._scope.write(work)

@@ -1,0 +1,92 @@
+"""Interleaved timing: every contestant of an operation runs once per round, in rotating order, so that
+a change in machine load hits all of them alike; results are medians over rounds (or over calls)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+QUICK_ENV = "TGPERSIST_BENCH_QUICK"
+
+#: What a row's `kind` says about its implementation.
+TGPERSIST, RAW, CLIENT = "tgpersist", "raw", "client"
+
+
+def quick() -> bool:
+    """Whether `python -m benchmarks --quick` asked for a short run."""
+    return os.environ.get(QUICK_ENV) == "1"
+
+
+def scaled(full: int, short: int) -> int:
+    return short if quick() else full
+
+
+Timed = Callable[[int], Awaitable[Sequence[float] | None]]
+
+
+@dataclass
+class Contestant:
+    """One implementation of an operation. `run(round)` is timed whole, unless it returns its own
+    per-call durations; `setup(round)` runs before it, untimed."""
+
+    implementation: str
+    kind: str
+    run: Timed
+    setup: Callable[[int], Awaitable[None]] | None = None
+    note: str = ""
+    samples: list[float] = field(default_factory=list)
+
+
+async def compete(
+    operation: str, contestants: Sequence[Contestant], rounds: int, unit: str
+) -> list[dict[str, Any]]:
+    """Run every contestant `rounds` times, interleaved; one result row per contestant."""
+    live = list(contestants)
+    for r in range(rounds):
+        shift = r % len(live)
+        for contestant in live[shift:] + live[:shift]:
+            if contestant.setup is not None:
+                await contestant.setup(r)
+            gc.collect()
+            start = time.perf_counter()
+            calls = await contestant.run(r)
+            elapsed = time.perf_counter() - start
+            contestant.samples.extend(calls if calls is not None else [elapsed])
+    return [
+        {
+            "operation": operation,
+            "implementation": c.implementation,
+            "kind": c.kind,
+            "median_s": statistics.median(c.samples),
+            "samples": len(c.samples),
+            "unit": unit,
+            "note": c.note,
+        }
+        for c in live
+    ]
+
+
+async def per_call(calls: Sequence[Callable[[], Awaitable[Any]]]) -> list[float]:
+    """Time each awaited call on its own."""
+    clock = time.perf_counter
+    out = []
+    for call in calls:
+        start = clock()
+        await call()
+        out.append(clock() - start)
+    return out
+
+
+def per_call_sync(calls: Sequence[Callable[[], Any]]) -> list[float]:
+    clock = time.perf_counter
+    out = []
+    for call in calls:
+        start = clock()
+        call()
+        out.append(clock() - start)
+    return out
