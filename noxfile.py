@@ -22,7 +22,17 @@ def tests(session: nox.Session, backend: str) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", "tgpersist", "tests", "migrations", "benchmarks", "examples", "noxfile.py")
-    session.run("ruff", "format", "--check", "tgpersist", "tests", "migrations", "benchmarks", "examples", "noxfile.py")
+    session.run(
+        "ruff",
+        "format",
+        "--check",
+        "tgpersist",
+        "tests",
+        "migrations",
+        "benchmarks",
+        "examples",
+        "noxfile.py",
+    )
 
 
 @nox.session

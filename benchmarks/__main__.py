@@ -255,8 +255,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds and calls (about a minute)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="tgpersist side by side with Telethon, Kurigram and the raw drivers",
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, calls and peers (a few minutes)")
     parser.add_argument("--only", default=",".join(MODULES), help=f"comma-separated subset of {MODULES}")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the results")
     args = parser.parse_args()

@@ -167,11 +167,7 @@ def raw_asyncpg_bulk(bulk: Bulk, conn: asyncpg.Connection, method: str) -> Conte
                     f"INSERT INTO tgpersist_peers ({peer_cols}) SELECT {peer_cols} FROM bench_peers "
                     f"ON CONFLICT{peer_update}"
                 )
-                await conn.execute(
-                    "DELETE FROM tgpersist_usernames u WHERE u.session_name = $1 AND u.peer_id IN "
-                    "(SELECT peer_id FROM bench_peers)",
-                    session,
-                )
+                await conn.execute(sql.delete_names_of.sql, session, [row[1] for row in peers])
                 await conn.execute(
                     f"INSERT INTO tgpersist_usernames ({name_cols}) SELECT {name_cols} FROM bench_names "
                     f"ON CONFLICT{name_update}"
@@ -190,7 +186,7 @@ def raw_asyncpg_bulk(bulk: Bulk, conn: asyncpg.Connection, method: str) -> Conte
     note = {
         "executemany": "3 statements",
         "unnest": "3 statements over arrays",
-        "copy": "COPY into temp tables + 3 statements",
+        "copy": "COPY into temp tables, INSERT ... SELECT from them",
     }
     return Contestant(f"raw asyncpg {method}", RAW, run, setup, note[method])
 

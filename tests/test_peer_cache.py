@@ -10,6 +10,9 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import tgpersist
@@ -410,6 +413,27 @@ async def test_in_memory_sqlite_reads_through_its_single_connection(backend: str
         assert found.updated_at is not None and found.updated_at.tzinfo is not None
 
 
+async def test_reads_reopen_the_read_connection_after_close(
+    store: tgpersist.Store, plain: tgpersist.Store, backend: str
+) -> None:
+    peers = plain.account("a").peers
+    await peers.save(user(1))
+    assert await peers.get(1) is not None
+    await plain._db.close()  # as Store.close() does
+    assert (await peers.get(1)).id == 1  # type: ignore[union-attr]
+    if backend == "sqlite":  # the held connection closed behind the reader's back: it reconnects
+        reader = plain._db._reader
+        await reader._driver.close()  # type: ignore[union-attr]
+        assert (await peers.get(1)).id == 1  # type: ignore[union-attr]
+
+
+async def test_read_errors_surface_as_sqlalchemy_errors(db_url: str, plain: tgpersist.Store) -> None:
+    async with plain.engine.begin() as conn:
+        await conn.exec_driver_sql("DROP TABLE tgpersist_usernames")
+    with pytest.raises(DBAPIError):
+        await plain.account("a").peers.get(1)
+
+
 # -- the cache itself --------------------------------------------------------------------------------
 def test_a_read_that_overlapped_a_write_is_not_cached() -> None:
     cache = PeerCache(10)
@@ -451,3 +475,8 @@ def test_trusted_peers_equal_validated_ones() -> None:
     fast = peer_repo.trusted_peer(*values)
     checked = Peer(*values)
     assert fast == checked and hash(fast) == hash(checked) and repr(fast) == repr(checked)
+
+
+@given(st.from_regex(r"\+?[0-9][0-9 ]{0,31}", fullmatch=True))
+def test_bulk_phone_keys_equal_the_validated_ones(phone: str) -> None:
+    assert peer_repo._phone_digits(phone) == phone_key(phone)

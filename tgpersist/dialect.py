@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import functools
@@ -431,13 +432,15 @@ class CompiledRead:
         return converted
 
 
-class Reader:
+class Reader(abc.ABC):
     """Runs single-statement reads outside a transaction: a lone SELECT is atomic by itself, so the
     BEGIN and COMMIT/ROLLBACK round trips of a read transaction buy nothing."""
 
+    @abc.abstractmethod
     async def fetch(self, sql: str, params: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
-        raise NotImplementedError
+        """The raw rows of `sql` (driver values: see `CompiledRead.rows`)."""
 
+    @abc.abstractmethod
     async def close(self) -> None:
         """Give back whatever connection the reader holds."""
 
@@ -474,16 +477,18 @@ class _SqliteReader(Reader):
                 return await driver.execute_fetchall(sql, params)  # type: ignore[no-any-return]
             except sqlite3.Error as error:
                 raise DBAPIError.instance(sql, params, error, sqlite3.Error, hide_parameters=True) from error
-            except ValueError:  # "Connection closed": the engine was disposed under us; reconnect once
-                await self.close()
+            except ValueError:  # "Connection closed" under us: drop it from the pool, reconnect once
+                await self.close(invalidate=True)
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    async def close(self) -> None:
+    async def close(self, *, invalidate: bool = False) -> None:
         conn, self._conn, self._driver = self._conn, None, None
         if conn is not None:
             with contextlib.suppress(Exception):
+                if invalidate:
+                    await conn.invalidate()
                 await conn.close()
 
 
@@ -496,6 +501,9 @@ class _AutocommitReader(Reader):
     async def fetch(self, sql: str, params: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
         async with self._engine.connect() as conn:
             return (await conn.exec_driver_sql(sql, params)).all()
+
+    async def close(self) -> None:
+        """Nothing held: each read checks a connection out of the pool and back."""
 
 
 def reader_for(engine: AsyncEngine) -> Reader | None:

@@ -263,7 +263,9 @@ class PyrogramStorage(Storage):
         for marked in ids:
             self._states.pop(marked, None)
             if marked == 0:
-                self._writer.submit(Batch("deleted update state", self._delete_state, {0: None}, barrier=True))
+                self._writer.submit(
+                    Batch("deleted update state", self._delete_state, {0: None}, barrier=True)
+                )
             else:
                 channel_id = self._channel_id(marked)
                 gone[channel_id] = channel_id

@@ -146,6 +146,11 @@ def _dialog_id(peer: Peer) -> int:
     return -CHANNEL_OFFSET - peer.id
 
 
+def _phone_digits(phone: str) -> str:
+    """`phone_key` of a phone number a `Peer` already validated (digits, an optional +, spaces), fast."""
+    return phone.replace(" ", "").removeprefix("+")
+
+
 def _bare_id(dialog_id: int) -> int:
     if dialog_id > 0:
         return dialog_id
@@ -304,7 +309,7 @@ class PeerRepository:
                 p.last_name,
                 p.title,
                 p.phone_number,
-                None if p.phone_number is None else phone_key(p.phone_number),
+                None if p.phone_number is None else _phone_digits(p.phone_number),
                 p.is_bot,
                 p.photo_id,
                 p.language,
@@ -334,7 +339,7 @@ class PeerRepository:
         if self._host is not None:
             await self._host_write(cache, lambda: self._scope.write(work))
             return len(peer_rows)
-        phones = {phone_key(p.phone_number) for p in batch.values() if p.phone_number is not None}
+        phones = {row[8] for row in peer_rows if row[8] is not None}
         refresh = ids if len(ids) <= WRITE_THROUGH_LIMIT else cache.cached(ids)
         token = cache.begin_write(ids, keys, phones)
         stored: builtins.list[tuple[int, Peer]] = []
