@@ -20,54 +20,17 @@ import sqlite3
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from sqlalchemy.engine.url import make_url
 
-from benchmarks.harness import CLIENT, QUICK_ENV, RAW, TGPERSIST
-from tgpersist.testing.postgres import URL_ENV, temporary_server
+from benchmarks.harness import CLIENT, QUICK_ENV, RAW, TGPERSIST, databases
+from tgpersist.testing.postgres import URL_ENV
 
 MODULES = ("peers", "state", "queue", "memory")
 DEFAULT_JSON = Path(__file__).with_name("results.json")
-
-
-@contextlib.contextmanager
-def postgres_server() -> Iterator[str]:
-    configured = os.environ.get(URL_ENV)
-    if configured:
-        yield configured
-        return
-    with temporary_server() as url:
-        yield url
-
-
-@contextlib.asynccontextmanager
-async def databases(workdir: Path) -> AsyncIterator[dict[str, str]]:
-    """A fresh SQLite file and a fresh PostgreSQL database, dropped afterwards."""
-    with postgres_server() as server:
-        admin = make_url(server)
-        name = f"bench_{uuid.uuid4().hex[:12]}"
-        dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        try:
-            yield {
-                "sqlite": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
-                "postgresql": admin.set(database=name).render_as_string(hide_password=False),
-            }
-        finally:
-            conn = await asyncpg.connect(dsn)
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await conn.close()
 
 
 def cpu_model() -> str:

@@ -3,13 +3,21 @@ a change in machine load hits all of them alike; results are medians over rounds
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import asyncpg
+from sqlalchemy.engine.url import make_url
+
+from tgpersist.testing.postgres import server_url
 
 QUICK_ENV = "TGPERSIST_BENCH_QUICK"
 
@@ -90,3 +98,28 @@ def per_call_sync(calls: Sequence[Callable[[], Any]]) -> list[float]:
         call()
         out.append(clock() - start)
     return out
+
+
+@contextlib.asynccontextmanager
+async def databases(workdir: Path, label: str = "bench") -> AsyncIterator[dict[str, str]]:
+    """A fresh SQLite file and a fresh database on a throwaway (or configured) PostgreSQL server."""
+    with server_url() as server:
+        admin = make_url(server)
+        name = f"{label}_{uuid.uuid4().hex[:12]}"
+        dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        try:
+            yield {
+                "sqlite": f"sqlite+aiosqlite:///{workdir / (label + '.db')}",
+                "postgresql": admin.set(database=name).render_as_string(hide_password=False),
+            }
+        finally:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()

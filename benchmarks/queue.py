@@ -10,26 +10,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import multiprocessing
 import os
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-from sqlalchemy.engine.url import make_url
-
 import tgpersist
-from benchmarks.harness import QUICK_ENV, TGPERSIST, scaled
+from benchmarks.harness import QUICK_ENV, TGPERSIST, databases, scaled
 from tgpersist import DurableUpdate
-from tgpersist.testing.postgres import server_url
 
 SPAWN = multiprocessing.get_context("spawn")
 PAYLOAD = b"u" * 256  # about the size of a serialised small Telegram update
@@ -161,34 +155,9 @@ async def measure(urls: dict[str, str]) -> list[dict[str, Any]]:
 
 
 # -- running alone --------------------------------------------------------------------------------------
-@contextlib.asynccontextmanager
-async def _databases(workdir: Path) -> AsyncIterator[dict[str, str]]:
-    """A fresh SQLite file and a fresh database on a throwaway (or configured) PostgreSQL server."""
-    with server_url() as server:
-        admin = make_url(server)
-        name = f"bench_queue_{uuid.uuid4().hex[:12]}"
-        dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        try:
-            yield {
-                "sqlite": f"sqlite+aiosqlite:///{workdir / 'queue.db'}",
-                "postgresql": admin.set(database=name).render_as_string(hide_password=False),
-            }
-        finally:
-            conn = await asyncpg.connect(dsn)
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await conn.close()
-
-
 async def _main() -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="tgpersist-bench-queue-") as tmp:
-        async with _databases(Path(tmp)) as urls:
+        async with databases(Path(tmp), "queue") as urls:
             return await measure(urls)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tgpersist.errors import LeaseLost
+from tgpersist.repositories.lease import SessionLease
 
 log = logging.getLogger(__name__)
 
@@ -178,3 +179,24 @@ class WriteBehind:
                 future.set_result(None)
             else:
                 self._waiters.append((target, future))
+
+
+class WritesBehind:
+    """What both client adapters expose about their write-behind queue and their session lease."""
+
+    _writer: WriteBehind
+    _lease: SessionLease | None
+
+    @property
+    def lease(self) -> SessionLease | None:
+        """The lease held while open (None with `lease=False`, or once closed)."""
+        return self._lease
+
+    @property
+    def pending_writes(self) -> int:
+        """How many changes are not yet stored."""
+        return self._writer.pending
+
+    async def flush(self) -> None:
+        """Wait until every change made so far is stored; raise if storing one fails (it is retried)."""
+        await self._writer.flush()

@@ -31,7 +31,7 @@ from pyrogram.storage.sqlite_storage import get_input_peer  # noqa: E402
 from pyrogram.storage.storage import Storage  # noqa: E402
 from pyrogram.storage.storage import UpdateState as PyroUpdateState  # noqa: E402
 
-from tgpersist.adapters._write_behind import Batch, WriteBehind  # noqa: E402
+from tgpersist.adapters._write_behind import Batch, WriteBehind, WritesBehind  # noqa: E402
 from tgpersist.domain import ChannelState, Peer, PeerKind, PeerType, Session, UpdateState  # noqa: E402
 from tgpersist.domain.peer import from_dialog_id, to_dialog_id  # noqa: E402
 from tgpersist.errors import InvalidArgument, LeaseLost  # noqa: E402
@@ -63,7 +63,7 @@ FIELDS = ("dc_id", "server_address", "port", "api_id", "test_mode", "auth_key", 
 _UNSET: Any = object  # Kurigram's own "no value passed" sentinel: the class `object`
 
 
-class PyrogramStorage(Storage):
+class PyrogramStorage(WritesBehind, Storage):
     """A Pyrogram/Kurigram storage engine for session `name` of `store`.
 
     `lease=False` skips the session lease; `owner`, `ttl`, `wait`, `timeout` and `on_lost` go to
@@ -101,20 +101,6 @@ class PyrogramStorage(Storage):
         self._lease: SessionLease | None = None
         self._writer = WriteBehind(f"Pyrogram storage {name!r}", self._check_lease)
         self._reset(None)
-
-    @property
-    def lease(self) -> SessionLease | None:
-        """The lease this storage holds while open (None with `lease=False`)."""
-        return self._lease
-
-    @property
-    def pending_writes(self) -> int:
-        """How many changes are not yet stored."""
-        return self._writer.pending
-
-    async def flush(self) -> None:
-        """Wait until every change made so far is stored; raise if storing one fails (it is retried)."""
-        await self._writer.flush()
 
     def __repr__(self) -> str:
         return f"PyrogramStorage({self.name!r})"

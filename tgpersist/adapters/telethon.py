@@ -39,7 +39,7 @@ from telethon.crypto import AuthKey  # noqa: E402
 from telethon.sessions.memory import MemorySession, _SentFileType  # noqa: E402
 from telethon.tl import TLObject, types  # noqa: E402
 
-from tgpersist.adapters._write_behind import Batch, WriteBehind  # noqa: E402
+from tgpersist.adapters._write_behind import Batch, WriteBehind, WritesBehind  # noqa: E402
 from tgpersist.domain import ChannelState, Peer, PeerKind, PeerType, Session, UpdateState  # noqa: E402
 from tgpersist.domain.peer import from_dialog_id  # noqa: E402
 from tgpersist.errors import InvalidArgument, LeaseLost  # noqa: E402
@@ -172,7 +172,7 @@ class _Loaded:
     files: list[SentFile]
 
 
-class TelethonSession(MemorySession):  # type: ignore[misc]
+class TelethonSession(WritesBehind, MemorySession):  # type: ignore[misc]
     """A Telethon session stored in tgpersist; create it with `await TelethonSession.open(store, name)`.
 
     Reads come from memory; writes are queued and stored in order by a background task. `flush()`
@@ -241,20 +241,6 @@ class TelethonSession(MemorySession):  # type: ignore[misc]
     @property
     def name(self) -> str:
         return self._account.name
-
-    @property
-    def lease(self) -> SessionLease | None:
-        """The lease this session holds (None with `lease=False`, or once closed)."""
-        return self._lease
-
-    @property
-    def pending_writes(self) -> int:
-        """How many changes are not yet stored."""
-        return self._writer.pending
-
-    async def flush(self) -> None:
-        """Wait until every change made so far is stored; raise if storing one fails (it is retried)."""
-        await self._writer.flush()
 
     async def aclose(self) -> None:
         """Store every change, then release the session lease. Safe to call more than once."""

@@ -17,6 +17,7 @@ from tgpersist import (
     PeerType,
     Session,
     UpdateState,
+    session_strings,
 )
 from tgpersist.cli.common import add_url, open_store
 
@@ -81,8 +82,9 @@ async def run(args: argparse.Namespace) -> int:
         print(
             f"update state: {await acct.updates.load_state()}; channels: {await acct.updates.list_channels()}"
         )
-        first, again = await acct.updates.remember("msg:101:1"), await acct.updates.remember("msg:101:1")
-        print(f"remember msg:101:1 -> {first}, again -> {again}")
+        key = f"msg:101:{secrets.randbelow(2**31)}"  # a message id this run has not seen before
+        first, again = await acct.updates.remember(key), await acct.updates.remember(key)
+        print(f"remember {key} -> {first}, again -> {again}")
         await acct.updates.enqueue_many(
             [DurableUpdate(b"update-1", id="u1"), DurableUpdate(b"update-2", id="u2")]
         )
@@ -92,7 +94,15 @@ async def run(args: argparse.Namespace) -> int:
         print(
             f"durable queue: claimed and acked {[u.id for u in claimed]}; left {await acct.updates.counts()}"
         )
+        async with acct.session.lease(owner="demo-process", ttl=30) as lease:
+            print(f"lease: held by {lease.owner} (token {lease.token}) until {lease.expires_at:%H:%M:%S} UTC")
+            await acct.updates.save_state(UpdateState(pts=101, qts=5, date=1_700_000_001, seq=4))  # fenced
+        print(f"lease released; holder now: {await acct.session.holder()}")
         session = await acct.session.load()
+        assert session is not None
+        round_trip = session_strings.decode(session_strings.encode(session, "telethon"), name=args.name)
+        same_key = round_trip.session.auth_key == session.auth_key
+        print(f"Telethon session string round trip: same DC, address and auth key: {same_key}")
         print(f"session (key redacted): {session}")
         print(f"sessions in store: {await store.list_sessions()}")
         print(f"tgpersist {tgpersist.__version__}: ok")

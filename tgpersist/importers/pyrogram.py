@@ -24,7 +24,7 @@ from tgpersist.importers.rows import (
     check_access_hash,
     make_peer,
     make_session,
-    reading,
+    read_file,
     split_dialog_id,
     text,
 )
@@ -48,12 +48,7 @@ FIRST_TRUSTED_PEERS = 2
 
 def read(path: str | Path, name: str) -> SessionSnapshot:
     """The session, peers and update state of the Pyrogram-family file at `path`, stored as `name`."""
-    conn = detect.open_readonly(path)
-    try:
-        with reading(path):
-            return _read(conn, path, name)
-    finally:
-        conn.close()
+    return read_file(path, name, _read)
 
 
 def _read(conn: sqlite3.Connection, path: str | Path, name: str) -> SessionSnapshot:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from tgpersist.domain import Peer, PeerKind, PeerType, Session
 from tgpersist.domain.peer import from_dialog_id
 from tgpersist.errors import InvalidArgument, UnsupportedSessionFile
+from tgpersist.importers.detect import open_readonly
 
 T = TypeVar("T")
 
@@ -73,3 +74,13 @@ def reading(path: str | Path) -> Iterator[None]:
         yield
     except sqlite3.Error as error:
         raise UnsupportedSessionFile(f"{path}: cannot be read ({error})") from None
+
+
+def read_file(path: str | Path, name: str, parse: Callable[[sqlite3.Connection, str | Path, str], T]) -> T:
+    """Open `path` read-only and `parse` it, SQLite errors reported as `UnsupportedSessionFile`."""
+    conn = open_readonly(path)
+    try:
+        with reading(path):
+            return parse(conn, path, name)
+    finally:
+        conn.close()

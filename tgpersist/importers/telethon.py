@@ -24,7 +24,7 @@ from tgpersist.importers.rows import (
     make_peer,
     make_session,
     number,
-    reading,
+    read_file,
     split_dialog_id,
     text,
 )
@@ -41,12 +41,7 @@ _TYPES = {PeerKind.USER: PeerType.USER, PeerKind.CHAT: PeerType.CHAT, PeerKind.C
 
 def read(path: str | Path, name: str) -> SessionSnapshot:
     """The session, peers and update state of the Telethon file at `path`, to be stored as `name`."""
-    conn = detect.open_readonly(path)
-    try:
-        with reading(path):
-            return _read(conn, path, name)
-    finally:
-        conn.close()
+    return read_file(path, name, _read)
 
 
 def _read(conn: sqlite3.Connection, path: str | Path, name: str) -> SessionSnapshot:
