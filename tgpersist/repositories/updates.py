@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, literal, select
+from sqlalchemy import BigInteger, String, bindparam, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tgpersist import dialect
@@ -44,17 +44,36 @@ class UpdateRepository(DurableQueue):
         self._save_channel = dialect.upsert(
             self._channels, scope.dialect, ["session_name", "channel_id"], ["pts"]
         )
+        # Lone SELECTs compiled once: read in one round trip (one thread hop on SQLite).
+        sa_dialect = scope.db.engine.dialect
+        session = bindparam("session_name", type_=String)
+        state, channels, dedup = self._state, self._channels, self._dedup
+        self._read_state = dialect.CompiledRead(
+            select(state.c.pts, state.c.qts, state.c.date, state.c.seq).where(
+                state.c.session_name == session
+            ),
+            sa_dialect,
+        )
+        self._read_channel = dialect.CompiledRead(
+            select(channels.c.pts).where(
+                channels.c.session_name == session,
+                channels.c.channel_id == bindparam("channel_id", type_=BigInteger),
+            ),
+            sa_dialect,
+        )
+        self._read_seen = dialect.CompiledRead(
+            select(literal(1)).where(
+                dedup.c.session_name == session,
+                dedup.c.key == bindparam("key", type_=String),
+                dedup.c.expires_at > bindparam("now", type_=dedup.c.expires_at.type),
+            ),
+            sa_dialect,
+        )
 
     # -- account-wide state -------------------------------------------------------------------
     async def load_state(self) -> UpdateState | None:
-        t = self._state
-        stmt = select(t.c.pts, t.c.qts, t.c.date, t.c.seq).where(t.c.session_name == self._scope.name)
-
-        async def work(conn: AsyncConnection) -> UpdateState | None:
-            row = (await conn.execute(stmt)).first()
-            return None if row is None else UpdateState(**row._asdict())
-
-        return await self._scope.read(work)
+        rows = await self._scope.db.fetch(self._read_state, {"session_name": self._scope.name})
+        return UpdateState(*rows[0]) if rows else None
 
     async def save_state(self, state: UpdateState, *, token: int | None = None) -> None:
         """Store the account's update state; under a lease, `LeaseLost` if the session was taken over."""
@@ -85,15 +104,10 @@ class UpdateRepository(DurableQueue):
 
     # -- per-channel pts --------------------------------------------------------------------------
     async def load_channel(self, channel_id: int) -> ChannelState | None:
-        t = self._channels
         check_int("channel_id", channel_id, 1)
-        stmt = select(t.c.pts).where(t.c.session_name == self._scope.name, t.c.channel_id == channel_id)
-
-        async def work(conn: AsyncConnection) -> int | None:
-            return (await conn.execute(stmt)).scalar_one_or_none()
-
-        pts = await self._scope.read(work)
-        return None if pts is None else ChannelState(channel_id=channel_id, pts=pts)
+        values = {"session_name": self._scope.name, "channel_id": channel_id}
+        rows = await self._scope.db.fetch(self._read_channel, values)
+        return ChannelState(channel_id=channel_id, pts=rows[0][0]) if rows else None
 
     async def save_channel(self, state: ChannelState, *, token: int | None = None) -> None:
         await self.save_channels([state], token=token)
@@ -167,15 +181,8 @@ class UpdateRepository(DurableQueue):
     async def seen(self, key: str) -> bool:
         """Whether `key` is remembered and not yet expired."""
         check_text("key", key, MAX_NAME, empty=False)
-        t = self._dedup
-        stmt = select(literal(1)).where(
-            t.c.session_name == self._scope.name, t.c.key == key, t.c.expires_at > utcnow()
-        )
-
-        async def work(conn: AsyncConnection) -> bool:
-            return (await conn.execute(stmt)).first() is not None
-
-        return await self._scope.read(work)
+        values = {"session_name": self._scope.name, "key": key, "now": utcnow()}
+        return bool(await self._scope.db.fetch(self._read_seen, values))
 
     async def forget(self, key: str) -> bool:
         check_text("key", key, MAX_NAME, empty=False)
