@@ -159,3 +159,28 @@ async def test_installed_python_api_from_another_directory(
 ) -> None:
     out = _ok([installed.bin("python"), "-c", INSTALLED_API, db_url], tmp_path)
     assert out.splitlines() == [f"('{FIRST}',)", f"('{HEAD}',)", "['pkg']"]
+
+
+EXTRAS = (
+    ("telethon", "tgpersist.adapters.telethon", "TelethonSession"),
+    ("pyrogram", "tgpersist.adapters.pyrogram", "PyrogramStorage"),
+    ("aiogram", "tgpersist.adapters.aiogram", "TgPersistStorage"),
+)
+
+
+def test_each_extra_installs_and_its_adapter_imports(installed: Installed, tmp_path: Path) -> None:
+    """Without the extra an adapter names the extra to install; with it, the adapter imports.
+
+    Runs last in this module: it adds the extras to the shared venv."""
+    for extra, module, name in EXTRAS:
+        missing = _run([installed.bin("python"), "-c", f"import {module}"], tmp_path)
+        assert missing.returncode != 0
+        assert f"tgpersist[{extra}]" in missing.stderr
+        _ok(
+            [installed.bin("pip"), "install", "-q", f"tgpersist[{extra}] @ {installed.wheel.as_uri()}"],
+            tmp_path,
+        )
+        out = _ok(
+            [installed.bin("python"), "-c", f"import {module}; print({module}.{name}.__name__)"], tmp_path
+        )
+        assert out.strip() == name
