@@ -11,7 +11,7 @@ EXTRAS = ".[test]"
 
 
 @nox.session
-@nox.parametrize("backend", ["sqlite", "postgresql"])
+@nox.parametrize("backend", ["sqlite", "postgresql"], ids=["sqlite", "postgresql"])
 def tests(session: nox.Session, backend: str) -> None:
     """The test suite on one backend (PostgreSQL: a throwaway server, or TGPERSIST_TEST_POSTGRES_URL)."""
     session.install("-e", EXTRAS)
