@@ -13,10 +13,14 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tgpersist.domain import ChannelState, Peer, Session, UpdateState
 from tgpersist.errors import LeaseLost
 from tgpersist.repositories.lease import SessionLease
+
+if TYPE_CHECKING:
+    from tgpersist.store import Account
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +186,10 @@ class WriteBehind:
 
 
 class WritesBehind:
-    """What both client adapters expose about their write-behind queue and their session lease."""
+    """What both client adapters share: their write-behind queue, their session lease, and the writes
+    the queue applies to the account."""
 
+    _account: Account
     _writer: WriteBehind
     _lease: SessionLease | None
 
@@ -200,3 +206,21 @@ class WritesBehind:
     async def flush(self) -> None:
         """Wait until every change made so far is stored; raise if storing one fails (it is retried)."""
         await self._writer.flush()
+
+    # -- the writes, run by the write-behind task --------------------------------------------------------
+    def _check_lease(self) -> None:
+        lease = self._lease
+        if lease is not None and lease.lost:
+            raise LeaseLost(self._account.name, lease.token)
+
+    async def _save_session(self, rows: list[Session]) -> None:
+        await self._account.session.save(rows[-1])
+
+    async def _save_peers(self, peers: list[Peer]) -> None:
+        await self._account.peers.save_many(peers)
+
+    async def _save_state(self, states: list[UpdateState]) -> None:
+        await self._account.updates.save_state(states[-1])
+
+    async def _save_channels(self, channels: list[ChannelState]) -> None:
+        await self._account.updates.save_channels(channels)

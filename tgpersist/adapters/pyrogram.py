@@ -34,7 +34,7 @@ from pyrogram.storage.storage import UpdateState as PyroUpdateState  # noqa: E40
 from tgpersist.adapters._write_behind import Batch, WriteBehind, WritesBehind  # noqa: E402
 from tgpersist.domain import ChannelState, Peer, PeerKind, PeerType, Session, UpdateState  # noqa: E402
 from tgpersist.domain.peer import from_dialog_id, to_dialog_id  # noqa: E402
-from tgpersist.errors import InvalidArgument, LeaseLost  # noqa: E402
+from tgpersist.errors import InvalidArgument  # noqa: E402
 from tgpersist.repositories.lease import OnLost, SessionLease  # noqa: E402
 from tgpersist.store import Account, Store  # noqa: E402
 from tgpersist.validation import check_username  # noqa: E402
@@ -378,27 +378,10 @@ class PyrogramStorage(WritesBehind, Storage):
         return bare
 
     # -- the writes, run by the write-behind task ------------------------------------------------------------
-    def _check_lease(self) -> None:
-        lease = self._lease
-        if lease is not None and lease.lost:
-            raise LeaseLost(self.name, lease.token)
-
     async def _release(self) -> None:
         lease, self._lease = self._lease, None
         if lease is not None:
             await lease.release()
-
-    async def _save_session(self, rows: list[Session]) -> None:
-        await self._account.session.save(rows[-1])
-
-    async def _save_peers(self, peers: list[Peer]) -> None:
-        await self._account.peers.save_many(peers)
-
-    async def _save_state(self, states: list[UpdateState]) -> None:
-        await self._account.updates.save_state(states[-1])
-
-    async def _save_channels(self, channels: list[ChannelState]) -> None:
-        await self._account.updates.save_channels(channels)
 
     async def _delete_channels(self, channel_ids: list[int]) -> None:
         for channel_id in channel_ids:

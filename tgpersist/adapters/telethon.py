@@ -42,7 +42,7 @@ from telethon.tl import TLObject, types  # noqa: E402
 from tgpersist.adapters._write_behind import Batch, WriteBehind, WritesBehind  # noqa: E402
 from tgpersist.domain import ChannelState, Peer, PeerKind, PeerType, Session, UpdateState  # noqa: E402
 from tgpersist.domain.peer import from_dialog_id  # noqa: E402
-from tgpersist.errors import InvalidArgument, LeaseLost  # noqa: E402
+from tgpersist.errors import InvalidArgument  # noqa: E402
 from tgpersist.repositories.files import SentFile  # noqa: E402
 from tgpersist.repositories.lease import OnLost, SessionLease  # noqa: E402
 from tgpersist.store import Account, Store  # noqa: E402
@@ -514,23 +514,6 @@ class TelethonSession(WritesBehind, MemorySession):  # type: ignore[misc]
         self._writer.submit(Batch("session", self._save_session, {"session": row}))
 
     # -- the writes, run by the write-behind task --------------------------------------------------------
-    def _check_lease(self) -> None:
-        lease = self._lease
-        if lease is not None and lease.lost:
-            raise LeaseLost(self.name, lease.token)
-
-    async def _save_session(self, rows: list[Session]) -> None:
-        await self._account.session.save(rows[-1])
-
-    async def _save_peers(self, peers: list[Peer]) -> None:
-        await self._account.peers.save_many(peers)
-
-    async def _save_state(self, states: list[UpdateState]) -> None:
-        await self._account.updates.save_state(states[-1])
-
-    async def _save_channels(self, channels: list[ChannelState]) -> None:
-        await self._account.updates.save_channels(channels)
-
     async def _save_files(self, files: list[SentFile]) -> None:
         await self._account.files.save_many(files)
 
