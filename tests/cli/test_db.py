@@ -6,11 +6,11 @@ status of the real executable is the point. On SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 import pytest
 
+from tests.cli.run import cli
 from tests.test_migrate import (
     FIRST,
     HEAD,
@@ -22,19 +22,7 @@ from tests.test_migrate import (
     venv_bin,
 )
 from tgpersist import migrate
-from tgpersist.cli import main
 from tgpersist.models import Placement
-
-
-async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of `tgpersist ARGV`."""
-    capsys.readouterr()
-    try:
-        status = await asyncio.to_thread(main, list(argv))
-    except SystemExit as exit_:  # argparse usage errors
-        status = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def one_line(text: str) -> str:

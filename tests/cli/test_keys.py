@@ -5,29 +5,17 @@ Commands run in-process, in a worker thread (`main` owns its event loop).
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine.url import make_url
 
 import tgpersist
+from tests.cli.run import cli
 from tests.leakcheck import dump_url, leaks, plaintext_keys_in, secret_forms
 from tests.test_encryption import ALL_AUTH, KEY_A, KEY_B, SECRET_A, SECRET_B, expect_filled, fill
 from tgpersist import EncryptionError
-from tgpersist.cli import main
 from tgpersist.encryption import ENV_VAR, EncryptionKey
-
-
-async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of `tgpersist ARGV`."""
-    capsys.readouterr()
-    try:
-        status = await asyncio.to_thread(main, list(argv))
-    except SystemExit as exit_:  # argparse usage errors
-        status = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 async def filled(url: str, key: object = None) -> None:

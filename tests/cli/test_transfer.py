@@ -15,21 +15,10 @@ from pyrogram.storage import SQLiteStorage
 from telethon.sessions import SQLiteSession, StringSession
 
 import tgpersist
+from tests.cli.run import cli
 from tests.importers.clients import AUTH_KEY, TELETHON_PEERS, USER_ID, make_telethon_file, peer_facts
 from tests.leakcheck import key_forms, leaks
 from tgpersist import session_strings
-from tgpersist.cli import main
-
-
-async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of `tgpersist ARGV`."""
-    capsys.readouterr()
-    try:
-        status = await asyncio.to_thread(main, list(argv))
-    except SystemExit as exit_:  # argparse usage errors
-        status = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def one_error_line(err: str, text: str) -> None:
