@@ -35,23 +35,15 @@ from tgpersist.adapters._write_behind import Batch, WriteBehind, WritesBehind  #
 from tgpersist.domain import ChannelState, Peer, PeerKind, PeerType, Session, UpdateState  # noqa: E402
 from tgpersist.domain.peer import from_dialog_id, to_dialog_id  # noqa: E402
 from tgpersist.errors import InvalidArgument  # noqa: E402
+from tgpersist.importers.pyrogram import TYPES  # noqa: E402
 from tgpersist.repositories.lease import OnLost, SessionLease  # noqa: E402
 from tgpersist.store import Account, Store  # noqa: E402
 from tgpersist.validation import check_username  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-#: Kurigram's peer type names and ours.
-PEER_TYPES = {
-    "user": PeerType.USER,
-    "bot": PeerType.BOT,
-    "group": PeerType.CHAT,
-    "channel": PeerType.CHANNEL,
-    "supergroup": PeerType.SUPERGROUP,
-    "forum": PeerType.FORUM,
-    "direct": PeerType.DIRECT,
-    "community": PeerType.COMMUNITY,
-}
+#: Kurigram's peer type names and ours (the same table the importer and exporter use).
+PEER_TYPES = TYPES
 KURIGRAM_TYPES = {ours: theirs for theirs, ours in PEER_TYPES.items()}
 
 #: What a new `SQLiteStorage` holds before the client sets anything (its `create()`).
