@@ -32,7 +32,7 @@ from benchmarks.data import Users, raw_rows
 from benchmarks.harness import CLIENT, RAW, Contestant, per_call, per_call_sync
 from tgpersist import dialect
 from tgpersist.models import default_models
-from tgpersist.repositories.peers import NAME_COLUMNS, PEER_COLUMNS, _statements
+from tgpersist.repositories.peers import PEER_COLUMNS, PEER_SHARED, _statements
 
 SQLITE = sqlite_dialect.dialect()
 POSTGRES = pg_dialect.dialect()
@@ -77,14 +77,13 @@ async def add_pg_session(conn: asyncpg.Connection, name: str) -> None:
     )
 
 
-def sqlite_write(conn: sqlite3.Connection, session: str, peers: list[Any], names: list[Any]) -> None:
-    """tgpersist's three statements through sqlite3 executemany, in one BEGIN IMMEDIATE transaction."""
+def sqlite_write(conn: sqlite3.Connection, peers: list[Any]) -> None:
+    """tgpersist's peer upsert as one-row statements through sqlite3 executemany, in one BEGIN
+    IMMEDIATE transaction (what a hand-written store would do)."""
     sql = sql_for(SQLITE)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.executemany(sql.upsert_peers.sql, peers)
-        conn.executemany(sql.delete_names_of.sql, [(session, row[1]) for row in peers])
-        conn.executemany(sql.upsert_names.sql, names)
     except BaseException:
         conn.execute("ROLLBACK")
         raise
@@ -117,76 +116,54 @@ def raw_sqlite_bulk(bulk: Bulk, path: str) -> Contestant:
         session = bulk.session("raw", round_)
         add_session(conn, session)
         if bulk.mode == "overwrite" and round_ == 0:
-            sqlite_write(conn, session, *raw_rows(bulk.prefill, session, stamp))
-        state["args"] = (session, *raw_rows(bulk.data(round_), session, stamp))
+            sqlite_write(conn, raw_rows(bulk.prefill, session, stamp))
+        state["rows"] = raw_rows(bulk.data(round_), session, stamp)
 
     async def run(round_: int) -> None:
-        sqlite_write(conn, *state["args"])
+        sqlite_write(conn, state["rows"])
 
-    return Contestant("raw sqlite3 executemany", RAW, run, setup, "tgpersist's 3 statements, same rows")
+    return Contestant("raw sqlite3 executemany", RAW, run, setup, "tgpersist's upsert, same rows")
 
 
 def raw_asyncpg_bulk(bulk: Bulk, conn: asyncpg.Connection, method: str) -> Contestant:
     sql = sql_for(POSTGRES)
     stamp = datetime.now(UTC)
     state: dict[str, Any] = {}
-    values = ", ".join(f"${i}" for i in range(1, len(PEER_COLUMNS) + 1))
-    names_values = ", ".join(f"${i}" for i in range(1, len(NAME_COLUMNS) + 1))
-    peer_sql = sql.upsert_peers.sql.split(" SELECT * FROM unnest(")[0] + f" VALUES ({values}) ON CONFLICT"
-    peer_sql += sql.upsert_peers.sql.split(" ON CONFLICT", 1)[1]
-    name_sql = (
-        sql.upsert_names.sql.split(" SELECT * FROM unnest(")[0] + f" VALUES ({names_values}) ON CONFLICT"
+    columns = (*PEER_SHARED, *PEER_COLUMNS)
+    insert, update = (
+        sql.upsert_peers.sql.split(" SELECT * FROM unnest(")[0],
+        sql.upsert_peers.sql.split(" ON CONFLICT", 1)[1],
     )
-    name_sql += sql.upsert_names.sql.split(" ON CONFLICT", 1)[1]
-    peer_cols = ", ".join(PEER_COLUMNS)
-    name_cols = ", ".join(NAME_COLUMNS)
-    peer_update = sql.upsert_peers.sql.split(" ON CONFLICT", 1)[1]
-    name_update = sql.upsert_names.sql.split(" ON CONFLICT", 1)[1]
+    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    row_sql = f"{insert} VALUES ({values}) ON CONFLICT{update}"
+    names = ", ".join(columns)
+    copy_sql = f"INSERT INTO tgpersist_peers ({names}) SELECT {names} FROM bench_peers ON CONFLICT{update}"
 
-    async def write(session: str, peers: list[Any], names: list[Any]) -> None:
+    async def write(peers: list[Any]) -> None:
         async with conn.transaction():
             if method == "executemany":
-                await conn.executemany(peer_sql, peers)
-                await conn.executemany(
-                    "DELETE FROM tgpersist_usernames WHERE session_name = $1 AND peer_id = $2",
-                    [(session, row[1]) for row in peers],
-                )
-                await conn.executemany(name_sql, names)
+                await conn.executemany(row_sql, peers)
             elif method == "unnest":
                 await conn.execute(sql.upsert_peers.sql, *(list(c) for c in zip(*peers, strict=True)))
-                await conn.execute(sql.delete_names_of.sql, session, [row[1] for row in peers])
-                await conn.execute(sql.upsert_names.sql, *(list(c) for c in zip(*names, strict=True)))
-            else:  # COPY into temporary tables, then set-based statements from them
-                await conn.execute(
-                    "CREATE TEMP TABLE bench_peers (LIKE tgpersist_peers) ON COMMIT DROP;"
-                    "CREATE TEMP TABLE bench_names (LIKE tgpersist_usernames) ON COMMIT DROP"
-                )
-                await conn.copy_records_to_table("bench_peers", records=peers, columns=PEER_COLUMNS)
-                await conn.copy_records_to_table("bench_names", records=names, columns=NAME_COLUMNS)
-                await conn.execute(
-                    f"INSERT INTO tgpersist_peers ({peer_cols}) SELECT {peer_cols} FROM bench_peers "
-                    f"ON CONFLICT{peer_update}"
-                )
-                await conn.execute(sql.delete_names_of.sql, session, [row[1] for row in peers])
-                await conn.execute(
-                    f"INSERT INTO tgpersist_usernames ({name_cols}) SELECT {name_cols} FROM bench_names "
-                    f"ON CONFLICT{name_update}"
-                )
+            else:  # COPY into a temporary table, then one set-based statement from it
+                await conn.execute("CREATE TEMP TABLE bench_peers (LIKE tgpersist_peers) ON COMMIT DROP")
+                await conn.copy_records_to_table("bench_peers", records=peers, columns=columns)
+                await conn.execute(copy_sql)
 
     async def setup(round_: int) -> None:
         session = bulk.session(f"pg{method}", round_)
         await add_pg_session(conn, session)
         if bulk.mode == "overwrite" and round_ == 0:
-            await write(session, *raw_rows(bulk.prefill, session, stamp))
-        state["args"] = (session, *raw_rows(bulk.data(round_), session, stamp))
+            await write(raw_rows(bulk.prefill, session, stamp))
+        state["rows"] = raw_rows(bulk.data(round_), session, stamp)
 
     async def run(round_: int) -> None:
-        await write(*state["args"])
+        await write(state["rows"])
 
     note = {
-        "executemany": "3 statements",
-        "unnest": "3 statements over arrays",
-        "copy": "COPY into temp tables, INSERT ... SELECT from them",
+        "executemany": "one-row upsert, executemany",
+        "unnest": "one upsert over arrays",
+        "copy": "COPY into a temp table, INSERT ... SELECT from it",
     }
     return Contestant(f"raw asyncpg {method}", RAW, run, setup, note[method])
 

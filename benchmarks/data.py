@@ -69,11 +69,14 @@ def users(n: int, generation: int = 0) -> Users:
     )
 
 
-def raw_rows(data: Users, session: str, stamp: Any) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """The peer and username rows `PeerRepository.save_many` writes for `data` (same column order)."""
-    peers = [
+def raw_rows(data: Users, session: str, stamp: Any) -> list[tuple[Any, ...]]:
+    """The peer rows `PeerRepository.save_many` writes for `data`, with the shared columns in front
+    (`PEER_SHARED + PEER_COLUMNS`), so that the raw baselines write exactly what we write. These users
+    have one username each, so nothing goes to the usernames table."""
+    return sorted(
         (
             session,
+            stamp,
             p.id,
             p.type.value,
             p.access_hash,
@@ -85,10 +88,8 @@ def raw_rows(data: Users, session: str, stamp: Any) -> tuple[list[tuple[Any, ...
             p.is_bot,
             p.photo_id,
             p.language,
-            stamp,
+            p.username,
+            None if p.username is None else p.username.lower(),
         )
         for p in data.peers
-    ]
-    names = [(session, p.username.lower(), p.id, p.username, 0, True) for p in data.peers if p.username]
-    names.sort(key=lambda row: row[1])
-    return peers, names
+    )

@@ -258,11 +258,58 @@ async def test_example_way_a_our_branch_beside_the_hosts(db_url: str) -> None:
 
 
 async def test_example_way_b_our_metadata_in_the_hosts_history(db_url: str) -> None:
+    # A peer stored while the host's history matched tgpersist 0002 (primary usernames in their
+    # own table) keeps its usernames through the host's reviewed revision for 0003.
+    ok(*alembic("-n", "one_history", "-x", f"url={db_url}", "upgrade", "shop_one_0001"))
+    await on_db(
+        db_url,
+        lambda c: c.exec_driver_sql(
+            "INSERT INTO tgpersist_sessions (name, test_mode, created_at, updated_at, lease_token) "
+            "VALUES ('old', false, '2024-01-01', '2024-01-01', 0);"
+        ),
+    )
+    await on_db(
+        db_url,
+        lambda c: c.exec_driver_sql(
+            "INSERT INTO tgpersist_peers (session_name, peer_id, type, access_hash, updated_at) "
+            "VALUES ('old', 7, 'user', 70, '2024-01-01')"
+        ),
+    )
+    await on_db(
+        db_url,
+        lambda c: c.exec_driver_sql(
+            "INSERT INTO tgpersist_usernames VALUES ('old', 'first', 7, 'First', 0, false), "
+            "('old', 'main', 7, 'Main', 1, true)"
+        ),
+    )
     ok(*alembic("-n", "one_history", "-x", f"url={db_url}", "upgrade", "head"))
     assert await table_names(db_url) == {"alembic_version"} | SHOP_TABLES | {
         f"tgpersist_{t}" for t in OUR_TABLES - {"alembic_version"}
     }
-    assert await host_versions(db_url) == ["shop_one_0001"]
+    assert await host_versions(db_url) == ["shop_one_0002"]
+    engine = tgpersist.create_engine(db_url)
+    try:
+        async with tgpersist.Store(engine) as store:
+            old = await store.account("old").peers.get(7)
+            assert old is not None and (old.username, old.usernames) == ("Main", ("First", "Main"))
+    finally:
+        await engine.dispose()
+    ok(*alembic("-n", "one_history", "-x", f"url={db_url}", "downgrade", "shop_one_0001"))
+    rows = await on_db(
+        db_url,
+        lambda c: [
+            tuple(r)
+            for r in c.exec_driver_sql(
+                "SELECT username, position, is_primary FROM tgpersist_usernames ORDER BY position"
+            )
+        ],
+    )
+    assert [(name, position, bool(primary)) for name, position, primary in rows] == [
+        ("First", 0, False),
+        ("Main", 1, True),
+    ]
+    await on_db(db_url, lambda c: c.exec_driver_sql("DELETE FROM tgpersist_sessions"))
+    ok(*alembic("-n", "one_history", "-x", f"url={db_url}", "upgrade", "head"))
     assert ("session_name", "tgpersist_sessions", "name") in await foreign_keys_of_shop_bots(db_url)
 
     # The host's autogenerate sees our metadata and its revision matches it exactly ...

@@ -388,6 +388,84 @@ async def test_rows_written_at_the_first_revision_survive_the_upgrade(db_url: st
     await migrate.check(db_url)
 
 
+USERNAME_ROWS = [  # (peer, username, position, is_primary) as revisions 0001-0002 stored them
+    (1, "Solo", 0, True),
+    (2, "first", 0, False),
+    (2, "Middle", 1, True),
+    (2, "last", 2, False),
+    (3, "a", 0, False),
+    (3, "b", 1, False),
+    (3, "End", 2, True),
+    (4, "only_x", 0, False),  # collectibles without a primary username
+    (4, "only_y", 1, False),
+]
+
+
+async def test_primary_usernames_move_into_the_peer_rows_and_back(db_url: str) -> None:
+    """0003 moves each primary username into its peer's row and keeps the others in order; its
+    downgrade puts the primaries back at the positions they had."""
+    await migrate.upgrade(db_url, SECOND)
+
+    def write(conn: Connection) -> None:
+        meta = sa.MetaData()
+        meta.reflect(conn)
+        conn.execute(
+            meta.tables["tgpersist_sessions"].insert(),
+            [{"name": "alice", "test_mode": False, "created_at": T0, "updated_at": T0}],
+        )
+        conn.execute(
+            meta.tables["tgpersist_peers"].insert(),
+            [
+                {"session_name": "alice", "peer_id": i, "type": "user", "access_hash": i, "updated_at": T0}
+                for i in (1, 2, 3, 4, 5)
+            ],
+        )
+        conn.execute(
+            meta.tables["tgpersist_usernames"].insert(),
+            [
+                {
+                    "session_name": "alice",
+                    "username_key": name.lower(),
+                    "peer_id": peer,
+                    "username": name,
+                    "position": position,
+                    "is_primary": primary,
+                }
+                for peer, name, position, primary in USERNAME_ROWS
+            ],
+        )
+
+    await on_db(db_url, write)
+    await migrate.upgrade(db_url)
+    async with await tgpersist.open_store(db_url) as store:
+        peers = {p.id: p for p in await store.account("alice").peers.list()}
+        assert [(peers[i].username, peers[i].usernames) for i in (1, 2, 3, 4, 5)] == [
+            ("Solo", ("Solo",)),
+            ("Middle", ("first", "Middle", "last")),
+            ("End", ("a", "b", "End")),
+            (None, ("only_x", "only_y")),
+            (None, ()),
+        ]
+        found = await store.account("alice").peers.get_by_username("SOLO")
+        assert found is not None and found.id == 1
+        found = await store.account("alice").peers.get_by_username("only_y")
+        assert found is not None and found.id == 4
+    await migrate.check(db_url)
+
+    await migrate.downgrade(db_url, SECOND)
+
+    def read(conn: Connection) -> list[tuple[Any, ...]]:
+        rows = conn.exec_driver_sql(
+            "SELECT peer_id, username, position, is_primary FROM tgpersist_usernames "
+            "ORDER BY peer_id, position"
+        )
+        return [(peer, name, position, bool(primary)) for peer, name, position, primary in rows]
+
+    assert await on_db(db_url, read) == USERNAME_ROWS
+    await migrate.upgrade(db_url)
+    await migrate.check(db_url)
+
+
 async def test_a_database_newer_than_the_package_is_refused(db_url: str) -> None:
     await migrate.upgrade(db_url)
     await on_db(

@@ -250,20 +250,6 @@ async def test_batches_past_the_copy_threshold_round_trip(
     await assert_consistent(store, plain)
 
 
-async def test_a_large_batch_leaves_postgresql_statistics_for_the_foreign_key_checks(
-    store: tgpersist.Store, backend: str
-) -> None:
-    """A new database's first large batch analyzes the peers table (see `analyze_if_never_analyzed`)."""
-    await store.account("a").peers.save_many([user(n, username=f"s{n}") for n in range(1, 601)])
-    if backend == "postgresql":
-        async with store.engine.connect() as conn:
-            found = await conn.exec_driver_sql(
-                "SELECT reltuples FROM pg_class WHERE oid = to_regclass('tgpersist_peers')"
-            )
-            assert found.scalar_one() == 600
-    assert await store.account("a").peers.count() == 600
-
-
 async def test_writes_inside_a_host_transaction(store: tgpersist.Store, plain: tgpersist.Store) -> None:
     peers = store.account("a").peers
     await peers.save(user(1, first_name="committed", username="name"))

@@ -1,6 +1,6 @@
 """tgpersist: the persistent state of Telegram MTProto clients on SQLite or PostgreSQL."""
 
-from tgpersist.dialect import configure_engine, create_engine
+from tgpersist.dialect import MIGRATION_OPTIONS, configure_engine, create_engine
 from tgpersist.domain import (
     ChannelState,
     Conversation,
@@ -34,6 +34,7 @@ from tgpersist.store import Account, Store, open_store
 __version__ = "0.1.0"
 
 __all__ = [
+    "MIGRATION_OPTIONS",
     "Account",
     "ChannelState",
     "Conversation",

@@ -112,7 +112,7 @@ async def in_transaction(
     """Run `work` on one connection in one transaction (SQLite: BEGIN IMMEDIATE, foreign keys off)."""
     async with _engine(bind) as engine, engine.connect() as conn:
         if write:
-            conn = await conn.execution_options(**{dialect.WRITE: True, dialect.FOREIGN_KEYS: False})
+            conn = await conn.execution_options(**dialect.MIGRATION_OPTIONS)
         async with conn.begin():
             return await conn.run_sync(work)
 

@@ -99,6 +99,13 @@ class UtcDateTime(TypeDecorator[datetime]):
 RowId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+def partial_index(name: str, column: str, *, unique: bool = False) -> Index:
+    """An index on (session_name, `column`) over the rows where `column` is set (most peers have no
+    phone; a partial index is smaller, and writing a row without the value does not touch it)."""
+    where = text(f"{column} IS NOT NULL")
+    return Index(name, "session_name", column, unique=unique, sqlite_where=where, postgresql_where=where)
+
+
 class _Placed:
     """Mixin plumbing: every model class knows its placement, set by `declare_models`."""
 
@@ -175,21 +182,32 @@ class PeerColumns(_Scoped):
     photo_id: Mapped[int | None] = mapped_column(BigInteger)
     language: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Revision 0003: the primary username lives in the peer's row (`username_key` is its lower case);
+    # only a peer's other active usernames (collectibles) go to the usernames table.
+    username: Mapped[str | None] = mapped_column(String(64))
+    username_key: Mapped[str | None] = mapped_column(String(64))
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:
-        return (Index(None, "session_name", "phone_key"),)
+        table = cls.__placement__.table("peers")
+        return (
+            partial_index(f"{table}_phone_ix", "phone_key"),
+            partial_index(f"{table}_username_ix", "username_key", unique=True),
+        )
 
 
 class UsernameColumns(_Placed):
-    """One active username of a peer; `username_key` (lower case) makes usernames unique per account."""
+    """A peer's active username other than its primary one, at `position` in `Peer.usernames`.
+
+    `username_key` (lower case) is unique per account here, and the repository keeps it unique across
+    this table and the peers' primary usernames too.
+    """
 
     session_name: Mapped[str] = mapped_column(String(255), primary_key=True)
     username_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     peer_id: Mapped[int] = mapped_column(BigInteger)
     username: Mapped[str] = mapped_column(String(64))
     position: Mapped[int] = mapped_column(Integer)
-    is_primary: Mapped[bool] = mapped_column(Boolean)
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:

@@ -127,8 +127,10 @@ class PeerCache:
         lookups of its phones). Returns the token for `end_write`."""
         self._writing += 1
         self._generation += 1
+        peers = self._peers
         for dialog_id in dialog_ids:
-            self._drop(dialog_id)
+            if dialog_id in peers:
+                self._drop(dialog_id)
         names = self._names
         for key in username_keys:
             owner = names.get(key)

@@ -142,7 +142,7 @@ async def test_many_peers_import_in_batches_with_progress(
         store, path, "many", progress=lambda done, total: seen.append((done, total))
     )
     assert result.peers == 2500
-    assert seen == [(0, 2500), (500, 2500), (1500, 2500), (2500, 2500)]  # a small first batch
+    assert seen == [(0, 2500), (1000, 2500), (2000, 2500), (2500, 2500)]
     account = store.account("many")
     assert await account.peers.count() == 2500
     found = await account.peers.get_by_username("USER_2499")
@@ -258,8 +258,7 @@ async def test_a_failure_while_writing_rolls_the_whole_import_back(
     async def fail(self: UpdateRepository, state: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(writer, "FIRST_BATCH", 2)  # several peer batches are written before the failure
-    monkeypatch.setattr(writer, "BATCH", 2)
+    monkeypatch.setattr(writer, "BATCH", 2)  # several peer batches are written before the failure
     monkeypatch.setattr(UpdateRepository, "save_state", fail)
     path = make_telethon_file(tmp_path / "alice")
     for name, replace in (("alice", True), ("bob", False)):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tgpersist import dialect
@@ -20,8 +19,6 @@ from tgpersist.store import Store
 
 #: Peers per `save_many` call; progress is reported after each batch.
 BATCH = 5000
-#: The first batch is small: after it the tables' planner statistics are refreshed (see `_analyze`).
-FIRST_BATCH = 500
 
 #: Called with (peers stored so far, peers in total).
 Progress = Callable[[int, int], None]
@@ -70,8 +67,6 @@ async def write_snapshot(
         done = 0
         for end in _batch_ends(len(peers)):
             await account.peers.save_many(peers[done:end])
-            if done == 0 and end < len(peers):
-                await _analyze(db, store)
             done = end
             if progress is not None:
                 progress(done, len(peers))
@@ -95,18 +90,4 @@ async def write_snapshot(
 
 
 def _batch_ends(total: int) -> list[int]:
-    ends = list(range(FIRST_BATCH, total, BATCH)) if total > FIRST_BATCH else []
-    return [*ends, total] if total else []
-
-
-async def _analyze(db: AsyncSession, store: Store) -> None:
-    """Refresh the planner statistics of the peer tables (`ANALYZE`, the same SQL on both databases).
-
-    A database that never saw these tables filled plans as if they were empty; PostgreSQL then
-    checks each username's foreign key by scanning every peer of the session (its plan, cached for
-    the connection, picks the phone index), which makes a large import quadratic. Fresh statistics,
-    taken inside this transaction, replace that plan.
-    """
-    preparer = store.engine.dialect.identifier_preparer
-    for model in (store.models.Peer, store.models.Username):
-        await db.execute(text(f"ANALYZE {preparer.format_table(store.models.table(model))}"))
+    return [*range(BATCH, total, BATCH), total] if total else []

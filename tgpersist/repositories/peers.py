@@ -1,9 +1,11 @@
 """`PeerRepository`: the peer cache (ids, access hashes, usernames, phones) of one account.
 
 A username belongs to at most one peer per account and is matched without regard to case; saving a
-peer that carries a username takes it away from whichever peer had it before. Batches are written
-set-based in one transaction (one driver call per statement: executemany on SQLite, column arrays on
-PostgreSQL), sorted by key so that concurrent overlapping batches cannot deadlock.
+peer that carries a username takes it away from whichever peer had it before. A peer's primary
+username is stored in its own row; its other active usernames (collectibles, rare) in the usernames
+table. Batches are written set-based in one transaction (see `dialect.BulkUpsert`), sorted by key so
+that concurrent overlapping batches cannot deadlock; the usernames table is touched only when the
+account has such usernames at all.
 
 Lookups go through the account's `PeerCache` (see `tgpersist.peer_cache`) and, on a miss, read one
 statement outside a transaction (`Database.fetch`). Rows the database returns were validated when
@@ -15,12 +17,14 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import functools
+import operator
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, String, and_, bindparam, delete, func, select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
@@ -47,9 +51,9 @@ PEER_FIELDS = (
     "photo_id",
     "language",
 )
-#: Column order of the rows `save_many` writes.
+#: Column order of the rows `save_many` writes (session_name and updated_at are shared by a batch).
+PEER_SHARED = ("session_name", "updated_at")
 PEER_COLUMNS = (
-    "session_name",
     "peer_id",
     "type",
     "access_hash",
@@ -61,22 +65,27 @@ PEER_COLUMNS = (
     "is_bot",
     "photo_id",
     "language",
-    "updated_at",
+    "username",
+    "username_key",
 )
-NAME_COLUMNS = ("session_name", "username_key", "peer_id", "username", "position", "is_primary")
-#: Column order of the rows lookups read (one row per username, LEFT JOIN).
-READ_COLUMNS = ("peer_id", "type", *PEER_FIELDS, "updated_at", "username", "is_primary")
+#: Columns of the usernames table (a peer's usernames other than its primary one).
+NAME_COLUMNS = ("session_name", "username_key", "peer_id", "username", "position")
+#: Column order of the rows lookups read (one row per extra username, LEFT JOIN).
+READ_COLUMNS = ("peer_id", "type", *PEER_FIELDS, "updated_at", "username", "extra", "position")
+
+#: Tries of a peer upsert that meets usernames held by other peers. On SQLite the second always
+#: succeeds (writers take turns); on PostgreSQL each failure means another transaction committed
+#: one of the batch's usernames meanwhile, and the next try takes it over.
+TAKEOVER_ATTEMPTS = 8
 
 #: Batches up to this size are cached as written; larger ones (imports) only refresh peers already
 #: cached, so that a bulk load does not push the working set out of the cache.
 WRITE_THROUGH_LIMIT = 256
 
-#: Username batches from this size on first make sure PostgreSQL has statistics for the peers table
-#: (see `dialect.analyze_if_never_analyzed`); smaller ones cannot go quadratic by much.
-ANALYZE_ROWS = 500
-
 _TYPES = {t.value: t for t in PeerType}
 _KIND = {t: t.kind for t in PeerType}
+#: Bot API id sign of each type's id space, by type value (a str key hashes faster than an Enum).
+_SPACE = {t.value: t.kind for t in PeerType}
 
 
 # -- Peer objects from trusted values ---------------------------------------------------------------
@@ -138,7 +147,7 @@ def _as_stored(peer: Peer, updated_at: datetime) -> Peer:
 
 def _dialog_id(peer: Peer) -> int:
     """`peer.dialog_id` without re-validating the (already validated) bare id."""
-    kind = _KIND[peer.type]
+    kind = _SPACE[peer.type._value_]
     if kind is PeerKind.USER:
         return peer.id
     if kind is PeerKind.CHAT:
@@ -157,25 +166,38 @@ def _bare_id(dialog_id: int) -> int:
     return -dialog_id if dialog_id >= -(CHANNEL_OFFSET - 1) else -dialog_id - CHANNEL_OFFSET
 
 
+def _usernames(primary: str | None, extras: builtins.list[tuple[int, str]]) -> tuple[str, ...]:
+    """`Peer.usernames` from the stored primary and the other usernames with their positions: the
+    primary goes to the one position the others leave free."""
+    if not extras:
+        return () if primary is None else (primary,)
+    extras.sort()
+    names = [name for _, name in extras]
+    if primary is not None:
+        free = next((i for i, (position, _) in enumerate(extras) if position != i), len(extras))
+        names.insert(free, primary)
+    return tuple(names)
+
+
 def fold(rows: Iterable[Sequence[Any]]) -> builtins.list[Peer]:
-    """Fold lookup rows (`READ_COLUMNS`, one per username, ordered by peer and position) into peers."""
+    """Fold lookup rows (`READ_COLUMNS`, one per extra username, ordered by peer) into peers."""
     result: builtins.list[Peer] = []
     current: Sequence[Any] | None = None
-    usernames: builtins.list[str] = []
-    primary: str | None = None
+    extras: builtins.list[tuple[int, str]] = []
 
     def flush() -> None:
         if current is not None:
             (peer_id, kind, access_hash, first, last, title, phone, is_bot, photo, language, updated) = (
                 current[:11]
             )
+            primary = current[11]
             result.append(
                 trusted_peer(
                     _bare_id(peer_id),
                     _TYPES[kind],
                     access_hash,
                     primary,
-                    tuple(usernames),
+                    _usernames(primary, extras),
                     first,
                     last,
                     title,
@@ -190,14 +212,80 @@ def fold(rows: Iterable[Sequence[Any]]) -> builtins.list[Peer]:
     for row in rows:
         if current is None or row[0] != current[0]:
             flush()
-            current, usernames, primary = row, [], None
-        username = row[11]
-        if username is not None:
-            usernames.append(username)
-            if row[12]:
-                primary = username
+            current, extras = row, []
+        if row[12] is not None:
+            extras.append((row[13], row[12]))
     flush()
     return result
+
+
+@dataclasses.dataclass
+class _Batch:
+    """The rows one `save_many` writes, and who ends up owning each username."""
+
+    ids: builtins.list[int]  # dialog ids, sorted
+    peer_rows: builtins.list[tuple[Any, ...]]  # PEER_COLUMNS
+    name_rows: builtins.list[tuple[Any, ...]]  # NAME_COLUMNS: usernames other than the primary
+    keys: builtins.list[str]  # every username key the batch writes
+    owner: dict[str, int]  # username key -> dialog id of the batch peer that gets it
+
+    @classmethod
+    def of(cls, session: str, batch: dict[int, Peer]) -> _Batch:
+        owner: dict[str, int] = {}  # a later peer in the batch takes a username over
+        several = False  # a peer with a username besides its primary, or without a primary
+        for dialog_id, peer in batch.items():
+            names = peer.usernames
+            if not names:
+                continue
+            if len(names) == 1:
+                owner[names[0].lower()] = dialog_id
+                several = several or peer.username is None
+            else:
+                several = True
+                for name in names:
+                    owner[name.lower()] = dialog_id
+        ids = sorted(batch)
+        peer_rows: builtins.list[tuple[Any, ...]] = []
+        name_rows: builtins.list[tuple[Any, ...]] = []
+        for dialog_id in ids:
+            peer = batch[dialog_id]
+            username: str | None = None
+            key: str | None = None
+            if peer.username is not None:
+                key = peer.username.lower()
+                if owner[key] == dialog_id:
+                    username = peer.username
+                    if username not in peer.usernames:  # stored as spelled in `usernames`
+                        username = next(n for n in peer.usernames if n.lower() == key)
+                else:
+                    key = None
+            phone = peer.phone_number
+            peer_rows.append(
+                (
+                    dialog_id,
+                    peer.type._value_,
+                    peer.access_hash,
+                    peer.first_name,
+                    peer.last_name,
+                    peer.title,
+                    phone,
+                    None if phone is None else _phone_digits(phone),
+                    peer.is_bot,
+                    peer.photo_id,
+                    peer.language,
+                    username,
+                    key,
+                )
+            )
+            if several and len(peer.usernames) > (username is not None):
+                kept = [n for n in peer.usernames if owner[n.lower()] == dialog_id]
+                name_rows.extend(
+                    (session, n.lower(), dialog_id, n, position)
+                    for position, n in enumerate(kept)
+                    if n.lower() != key
+                )
+        name_rows.sort(key=operator.itemgetter(1))
+        return cls(ids, peer_rows, name_rows, builtins.list(owner), owner)
 
 
 # -- statements, built once per placement and dialect -----------------------------------------------
@@ -207,23 +295,41 @@ class _Statements:
         names = self.names = models.table(models.Username)
         self.stamp = peers.c.updated_at
         self.upsert_peers = dialect.BulkUpsert(
-            peers, sa_dialect, PEER_COLUMNS, ("session_name", "peer_id"), PEER_COLUMNS[2:]
+            peers,
+            sa_dialect,
+            PEER_COLUMNS,
+            ("session_name", "peer_id"),
+            (*PEER_COLUMNS[1:], "updated_at"),
+            shared=PEER_SHARED,
+            stable=("username_key", "phone_key"),
         )
-        self.upsert_names = dialect.BulkUpsert(
+        # Takes primary usernames away from the peers that hold them (before giving them to others).
+        self.clear_primaries = dialect.BulkDelete(
+            peers, sa_dialect, "session_name", "username_key", clear=("username", "username_key")
+        )
+        self.insert_names = dialect.BulkUpsert(
             names, sa_dialect, NAME_COLUMNS, ("session_name", "username_key"), NAME_COLUMNS[2:]
         )
         self.delete_names_of = dialect.BulkDelete(names, sa_dialect, "session_name", "peer_id")
+        self.delete_names = dialect.BulkDelete(names, sa_dialect, "session_name", "username_key")
         session = bindparam("session_name", type_=String)
+        self.has_names = dialect.CompiledRead(
+            select(names.c.peer_id).where(names.c.session_name == session).limit(1), sa_dialect
+        )
         self.by_id = dialect.CompiledRead(
             self.select().where(
                 peers.c.session_name == session, peers.c.peer_id == bindparam("peer_id", type_=BigInteger)
             ),
             sa_dialect,
         )
-        owner = (
+        key = bindparam("key", type_=String)
+        owner = func.coalesce(
+            select(peers.c.peer_id)
+            .where(peers.c.session_name == session, peers.c.username_key == key)
+            .scalar_subquery(),
             select(names.c.peer_id)
-            .where(names.c.session_name == session, names.c.username_key == bindparam("key", type_=String))
-            .scalar_subquery()
+            .where(names.c.session_name == session, names.c.username_key == key)
+            .scalar_subquery(),
         )
         self.by_username = dialect.CompiledRead(
             self.select().where(peers.c.session_name == session, peers.c.peer_id == owner), sa_dialect
@@ -240,13 +346,39 @@ class _Statements:
         )
 
     def select(self) -> Select[Any]:
-        """Peers LEFT JOIN their usernames, in `READ_COLUMNS` order (filter on session_name yourself)."""
+        """Peers LEFT JOIN their other usernames, in `READ_COLUMNS` order (filter on session_name)."""
         peers, names = self.peers, self.names
         join = peers.outerjoin(
             names, and_(names.c.session_name == peers.c.session_name, names.c.peer_id == peers.c.peer_id)
         )
-        columns = [peers.c[c] for c in READ_COLUMNS[:-2]] + [names.c.username, names.c.is_primary]
+        columns = [peers.c[c] for c in READ_COLUMNS[:-2]] + [names.c.username, names.c.position]
         return select(*columns).select_from(join).order_by(peers.c.peer_id, names.c.position)
+
+    async def write(self, conn: AsyncConnection, session: str, stamp: Any, batch: _Batch) -> None:
+        """Write `batch` in the caller's transaction, moving usernames from the peers that had them."""
+        names_stored = bool(batch.name_rows) or bool(
+            (
+                await conn.exec_driver_sql(
+                    self.has_names.sql, self.has_names.params({"session_name": session})
+                )
+            ).fetchall()
+        )
+        if names_stored:
+            await self.delete_names_of.execute(conn, session, batch.ids)  # the peers' former ones
+            await self.delete_names.execute(conn, session, batch.keys)  # taken from other peers
+            await self.clear_primaries.execute(conn, session, [row[1] for row in batch.name_rows])
+        for attempt in range(1, TAKEOVER_ATTEMPTS + 1):
+            try:
+                async with dialect.retry_point(conn):
+                    await self.upsert_peers.execute(conn, batch.peer_rows, (session, stamp))
+                break
+            except IntegrityError as error:
+                if dialect.is_missing_parent(error) or attempt == TAKEOVER_ATTEMPTS:
+                    raise
+                # A username of the batch is another peer's primary (or a batch peer's until this
+                # write): take every batch username from whoever holds it, then write again.
+                await self.clear_primaries.execute(conn, session, batch.keys)
+        await self.insert_names.execute(conn, batch.name_rows)
 
 
 @functools.lru_cache(maxsize=64)
@@ -280,7 +412,7 @@ class PeerRepository:
         """Insert or replace peers in one transaction; the last of duplicates wins. Returns the count."""
         batch: dict[int, Peer] = {}
         for peer in peers:
-            if not isinstance(peer, Peer):
+            if type(peer) is not Peer and not isinstance(peer, Peer):
                 raise InvalidArgument("peers", f"expected Peer items, got {type(peer).__name__}")
             dialog_id = _dialog_id(peer)
             batch.pop(dialog_id, None)  # re-inserted last: it also wins the usernames it shares
@@ -290,69 +422,35 @@ class PeerRepository:
         name = self._scope.name
         now = utcnow()
         stamp = dialect.driver_value(self._sql.stamp, now, self._dialect)
-        owner: dict[str, tuple[int, str, int, bool]] = {}  # username_key -> (peer, username, pos, primary)
-        for dialog_id, peer in batch.items():
-            if peer.usernames:
-                primary = peer.username.lower() if peer.username else None
-                for position, username in enumerate(peer.usernames):
-                    key = username.lower()
-                    owner.pop(key, None)  # a later peer in the batch takes it over
-                    owner[key] = (dialog_id, username, position, key == primary)
-        ordered = sorted(batch.items())
-        peer_rows = [
-            (
-                name,
-                dialog_id,
-                p.type.value,
-                p.access_hash,
-                p.first_name,
-                p.last_name,
-                p.title,
-                p.phone_number,
-                None if p.phone_number is None else _phone_digits(p.phone_number),
-                p.is_bot,
-                p.photo_id,
-                p.language,
-                stamp,
-            )
-            for dialog_id, p in ordered
-        ]
-        name_rows = [
-            (name, key, dialog_id, username, position, primary)
-            for key, (dialog_id, username, position, primary) in sorted(owner.items())
-        ]
-        ids = [dialog_id for dialog_id, _ in ordered]
-        keys = [row[1] for row in name_rows]
+        rows = _Batch.of(name, batch)
         sql = self._sql
 
         async def work(conn: AsyncConnection) -> None:
-            await sql.upsert_peers.execute(conn, peer_rows)
-            if len(name_rows) >= ANALYZE_ROWS:
-                await dialect.analyze_if_never_analyzed(conn, sql.peers)
-            await sql.delete_names_of.execute(conn, name, ids)  # usernames the peers no longer have
-            await sql.upsert_names.execute(conn, name_rows)  # the upsert takes names from other peers
+            await sql.write(conn, name, stamp, rows)
 
         cache = self._shared
         if cache is None:
             await self._scope.write(work)
-            return len(peer_rows)
+            return len(batch)
         if self._host is not None:
             await self._host_write(cache, lambda: self._scope.write(work))
-            return len(peer_rows)
-        phones = {row[8] for row in peer_rows if row[8] is not None}
+            return len(batch)
+        ids = rows.ids
+        phones = {row[7] for row in rows.peer_rows if row[7] is not None}
         refresh = ids if len(ids) <= WRITE_THROUGH_LIMIT else cache.cached(ids)
-        token = cache.begin_write(ids, keys, phones)
+        token = cache.begin_write(ids, rows.keys, phones)
         stored: builtins.list[tuple[int, Peer]] = []
+        owner = rows.owner
         try:
             await self._scope.write(work)
             for dialog_id in refresh:
                 peer = batch[dialog_id]
                 # A peer that lost a username to a later peer of this batch is read back instead.
-                if all(owner[u.lower()][0] == dialog_id for u in peer.usernames):
+                if all(owner[u.lower()] == dialog_id for u in peer.usernames):
                     stored.append((dialog_id, _as_stored(peer, now)))
         finally:
             cache.end_write(token, stored)
-        return len(peer_rows)
+        return len(batch)
 
     async def get(self, peer_id: int, peer_type: PeerType | None = None) -> Peer | None:
         """A peer by Bot API ("marked") id, or by bare id when `peer_type` says which kind it is."""

@@ -272,6 +272,96 @@ class StoreConformance:
         assert old is not None and old.usernames == ()
         assert (await acct.peers.get_by_username("other")).id == 3  # type: ignore[union-attr]
 
+    async def test_usernames_keep_their_order_around_the_primary(self, store: Store) -> None:
+        acct = store.account(fresh_name())
+        peers = [
+            Peer(1, PeerType.USER, 1, username="Middle", usernames=("first", "Middle", "last")),
+            Peer(2, PeerType.USER, 2, username="End", usernames=("a", "b", "End")),
+            Peer(3, PeerType.CHANNEL, 3, usernames=("only_x", "only_y")),  # collectibles, no primary
+            Peer(4, PeerType.BOT, 4, username="Spelled", usernames=("spelled",)),
+        ]
+        await acct.peers.save_many(peers)
+        for peer in peers[:3]:
+            assert await acct.peers.get(peer.dialog_id) == peer
+        stored = await acct.peers.get(4)
+        assert stored is not None and (stored.username, stored.usernames) == ("spelled", ("spelled",))
+        for name, owner in (("FIRST", 1), ("middle", 1), ("last", 1), ("a", 2), ("end", 2), ("only_y", 3)):
+            found = await acct.peers.get_by_username(name)
+            assert found is not None and found.id == owner, name
+        listed = {p.id: p.usernames for p in await acct.peers.list()}
+        assert [listed[p.id] for p in peers[:3]] == [p.usernames for p in peers[:3]]
+
+    async def test_usernames_swap_between_peers_in_one_batch(self, store: Store) -> None:
+        acct = store.account(fresh_name())
+        await acct.peers.save_many(
+            [
+                Peer(1, PeerType.USER, 1, username="x", usernames=("x", "x2")),
+                Peer(2, PeerType.USER, 2, username="y", usernames=("y2", "y")),
+            ]
+        )
+        await acct.peers.save_many(
+            [
+                Peer(1, PeerType.USER, 1, username="Y", usernames=("y2", "Y")),
+                Peer(2, PeerType.USER, 2, username="X", usernames=("X", "x2")),
+            ]
+        )
+        one, two = await acct.peers.get(1), await acct.peers.get(2)
+        assert one is not None and (one.username, one.usernames) == ("Y", ("y2", "Y"))
+        assert two is not None and (two.username, two.usernames) == ("X", ("X", "x2"))
+        for name, owner in (("x", 2), ("x2", 2), ("y", 1), ("y2", 1)):
+            assert (await acct.peers.get_by_username(name)).id == owner, name  # type: ignore[union-attr]
+
+    async def test_a_collectible_takes_a_primary_and_gives_it_back(self, store: Store) -> None:
+        acct = store.account(fresh_name())
+        await acct.peers.save(Peer(1, PeerType.USER, 1, username="name"))
+        await acct.peers.save(Peer(2, PeerType.CHANNEL, 2, username="chan", usernames=("chan", "NAME")))
+        one = await acct.peers.get(1)
+        assert one is not None and (one.username, one.usernames) == (None, ())
+        assert (await acct.peers.get_by_username("name")).id == 2  # type: ignore[union-attr]
+        await acct.peers.save(Peer(1, PeerType.USER, 1, username="name"))
+        two = await acct.peers.get(-1_000_000_000_002)
+        assert two is not None and (two.username, two.usernames) == ("chan", ("chan",))
+        assert (await acct.peers.get_by_username("NAME")).id == 1  # type: ignore[union-attr]
+
+    async def test_large_batches_of_mixed_rows_round_trip_and_rename(self, store: Store) -> None:
+        """Rows with many different sets of empty fields, over several statements per kind of row;
+        then the same batch again with some usernames and phones changed or moved between peers."""
+        acct = store.account(fresh_name())
+
+        def peer(i: int, generation: int) -> Peer:
+            name = f"u{i}" if generation == 0 or i % 7 else f"renamed{i}"
+            if generation == 1 and i % 50 == 3:
+                name = f"u{i - 1}"  # taken from the previous peer, which is renamed below
+            return Peer(
+                i,
+                (PeerType.USER, PeerType.BOT, PeerType.USER)[i % 3],
+                access_hash=None if i % 4 == 0 else i * 31 - generation,
+                username=name if i % 5 else None,
+                first_name=None if i % 2 else f"F{i}",
+                last_name=None if i % 3 else "L",
+                phone_number=f"+{1000 + i + generation * (i % 11 == 0)}" if i % 6 == 0 else None,
+                is_bot=None if i % 9 == 0 else bool(i % 3 == 1),
+                photo_id=i if i % 8 == 0 else None,
+                language="en" if i % 10 == 0 else None,
+            )
+
+        count = 450
+        for generation in (0, 1):
+            peers = [peer(i, generation) for i in range(1, count + 1)]
+            if generation == 1:
+                for i in range(2, count + 1, 50):  # the peers whose names were taken get new ones
+                    old = peers[i - 1]
+                    peers[i - 1] = Peer(i, old.type, old.access_hash, username=f"moved{i}")
+            await acct.peers.save_many(peers)
+            assert await acct.peers.list() == sorted(peers, key=lambda p: p.id)
+        assert await acct.peers.get_by_username("u7") is None
+        assert (await acct.peers.get_by_username("renamed7")).id == 7  # type: ignore[union-attr]
+        assert (await acct.peers.get_by_username("u2")).id == 3  # type: ignore[union-attr]
+        assert (await acct.peers.get_by_username("moved2")).id == 2  # type: ignore[union-attr]
+        assert (await acct.peers.get_by_phone("+1060")).id == 60  # type: ignore[union-attr]
+        assert await acct.peers.get_by_phone("+1132") is None  # moved to +1133
+        assert (await acct.peers.get_by_phone("1133")).id == 132  # type: ignore[union-attr]
+
     async def test_saving_a_peer_replaces_its_usernames(self, store: Store) -> None:
         acct = store.account(fresh_name())
         await acct.peers.save(Peer(1, PeerType.USER, 1, username="old_one", usernames=("old_two",)))

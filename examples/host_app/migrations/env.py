@@ -78,6 +78,9 @@ async def run_online() -> None:
     tgpersist.configure_engine(engine)  # SQLite: the same connection set-up tgpersist uses
     try:
         async with engine.connect() as conn:
+            # SQLite: foreign keys off while batch migrations copy tables (a copy of tgpersist_peers
+            # would otherwise cascade-delete the usernames that refer to it).
+            conn = await conn.execution_options(**tgpersist.MIGRATION_OPTIONS)
             await conn.run_sync(run_on)
             await conn.commit()
     finally:
