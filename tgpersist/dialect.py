@@ -458,13 +458,15 @@ class BulkUpsert:
     async def _copy(self, conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
         # A temporary table private to this transaction (dropped here, or at the latest on commit, so
         # that two batches in one host transaction do not collide); COPY is asyncpg's binary protocol.
+        # The statements go straight to asyncpg's simple protocol: through SQLAlchemy each would be
+        # prepared first, a round trip and a plan for a statement that names a new table every time.
         source = f"tgpersist_bulk_{uuid.uuid4().hex[:12]}"
-        await conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {source} (LIKE {self._target}) ON COMMIT DROP")
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
+        await driver.execute(f"CREATE TEMPORARY TABLE {source} (LIKE {self._target}) ON COMMIT DROP")
         await driver.copy_records_to_table(source, records=rows, columns=self.columns)
-        await conn.exec_driver_sql(self._from_copy.format(source=source))
-        await conn.exec_driver_sql(f"DROP TABLE {source}")
+        await driver.execute(self._from_copy.format(source=source))
+        await driver.execute(f"DROP TABLE {source}")
 
 
 class BulkDelete:

@@ -165,10 +165,12 @@ async def ensure_schema(engine: AsyncEngine, placement: Placement, *, upgrade_if
     """What `open_store` does: an empty database is brought to head; one behind head is an error."""
 
     def inspect_db(conn: Connection) -> tuple[tuple[str, ...], bool]:
-        revisions = current_revisions(conn, placement)
+        # Tables first: each statement may see a newer commit (PostgreSQL, READ COMMITTED), and a
+        # concurrent deploy commits our tables and its version row together, so a revision read after
+        # the tables is never older than they are.
         tables = inspect(conn).get_table_names(schema=placement.schema)
         ours = [t for t in tables if t.startswith(placement.prefix) and t != placement.version_table]
-        return revisions, bool(ours)
+        return current_revisions(conn, placement), bool(ours)
 
     expected = heads()
     revisions, has_tables = await in_transaction(engine, inspect_db, write=False)

@@ -231,6 +231,47 @@ class _Batch:
 
     @classmethod
     def of(cls, session: str, batch: dict[int, Peer]) -> _Batch:
+        """The rows of `batch` (dialog id -> peer, in the order the peers came)."""
+        ids = sorted(batch)
+        owner: dict[str, int] = {}
+        peer_rows: builtins.list[tuple[Any, ...]] = []
+        append = peer_rows.append
+        # The usual batch in one pass: each peer has its primary username at most, none shared.
+        for dialog_id in ids:
+            peer = batch[dialog_id]
+            names = peer.usernames
+            username = key = None
+            if names:
+                if len(names) > 1 or peer.username is None:
+                    return cls._general(session, batch, ids)
+                username = names[0]  # the primary, spelled as in `usernames`
+                key = username.lower()
+                if key in owner:
+                    return cls._general(session, batch, ids)
+                owner[key] = dialog_id
+            phone = peer.phone_number
+            append(
+                (
+                    dialog_id,
+                    peer.type._value_,
+                    peer.access_hash,
+                    peer.first_name,
+                    peer.last_name,
+                    peer.title,
+                    phone,
+                    None if phone is None else _phone_digits(phone),
+                    peer.is_bot,
+                    peer.photo_id,
+                    peer.language,
+                    username,
+                    key,
+                )
+            )
+        return cls(ids, peer_rows, [], builtins.list(owner), owner)
+
+    @classmethod
+    def _general(cls, session: str, batch: dict[int, Peer], ids: builtins.list[int]) -> _Batch:
+        """Any batch: peers with several usernames, and usernames that later peers take over."""
         owner: dict[str, int] = {}  # a later peer in the batch takes a username over
         several = False  # a peer with a username besides its primary, or without a primary
         for dialog_id, peer in batch.items():
@@ -244,7 +285,6 @@ class _Batch:
                 several = True
                 for name in names:
                     owner[name.lower()] = dialog_id
-        ids = sorted(batch)
         peer_rows: builtins.list[tuple[Any, ...]] = []
         name_rows: builtins.list[tuple[Any, ...]] = []
         for dialog_id in ids:
