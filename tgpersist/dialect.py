@@ -20,7 +20,7 @@ import os
 import sqlite3
 import stat
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from itertools import chain
 from typing import Any
 
@@ -300,8 +300,17 @@ def driver_value(column: ColumnElement[Any], value: Any, sa_dialect: Dialect) ->
     return value if process is None or value is None else process(value)
 
 
-#: `value is not None`, as a C-level callable for `filter`.
-_is_set = functools.partial(operator.is_not, None)
+@functools.lru_cache(maxsize=512)
+def _bound_values(shape: tuple[bool, ...]) -> Callable[[Sequence[tuple[Any, ...]]], Iterable[Any]]:
+    """For rows of one NULL shape: their values that are not None, flattened in order (C-level
+    `itemgetter`s, about twice as fast as filtering every value)."""
+    keep = [i for i, is_null in enumerate(shape) if not is_null]
+    if not keep:
+        return lambda rows: ()
+    getter = operator.itemgetter(*keep)
+    if len(keep) == 1:
+        return lambda rows: map(getter, rows)
+    return lambda rows: chain.from_iterable(map(getter, rows))
 
 
 class BulkUpsert:
@@ -418,18 +427,17 @@ class BulkUpsert:
         written = 0
         size = self._rows
         for shape, group in groups.items():
+            bound = _bound_values(shape)
             full = len(group) - len(group) % size
-            batches = [
-                (*shared, *filter(_is_set, chain.from_iterable(group[k : k + size])))
-                for k in range(0, full, size)
-            ]
+            batches = [(*shared, *bound(group[k : k + size])) for k in range(0, full, size)]
             if batches:
                 result = await conn.exec_driver_sql(self._text(conflict, shape, size), batches)
                 written += result.rowcount
             if full < len(group):
                 rest = group[full:]
-                values = (*shared, *filter(_is_set, chain.from_iterable(rest)))
-                result = await conn.exec_driver_sql(self._text(conflict, shape, len(rest)), values)
+                result = await conn.exec_driver_sql(
+                    self._text(conflict, shape, len(rest)), (*shared, *bound(rest))
+                )
                 written += result.rowcount
         return written
 
@@ -458,12 +466,14 @@ class BulkUpsert:
     async def _copy(self, conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
         # A temporary table private to this transaction (dropped here, or at the latest on commit, so
         # that two batches in one host transaction do not collide); COPY is asyncpg's binary protocol.
-        # The statements go straight to asyncpg's simple protocol: through SQLAlchemy each would be
-        # prepared first, a round trip and a plan for a statement that names a new table every time.
+        # CREATE goes through SQLAlchemy, which begins the transaction on asyncpg if nothing else has
+        # yet (else ON COMMIT DROP would drop the table at once). The rest goes straight to asyncpg's
+        # simple protocol: SQLAlchemy would first prepare each, a round trip and a plan for a statement
+        # that names a new table every time.
         source = f"tgpersist_bulk_{uuid.uuid4().hex[:12]}"
+        await conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {source} (LIKE {self._target}) ON COMMIT DROP")
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
-        await driver.execute(f"CREATE TEMPORARY TABLE {source} (LIKE {self._target}) ON COMMIT DROP")
         await driver.copy_records_to_table(source, records=rows, columns=self.columns)
         await driver.execute(self._from_copy.format(source=source))
         await driver.execute(f"DROP TABLE {source}")
