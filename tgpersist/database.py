@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
@@ -24,6 +25,9 @@ Work = Callable[[AsyncConnection], Awaitable[T]]
 
 log = logging.getLogger(__name__)
 
+#: The databases whose turn (see `Database.run`) the running unit of work holds.
+_taking_turns: ContextVar[frozenset[Database]] = ContextVar("tgpersist_taking_turns", default=frozenset())
+
 
 class Database:
     """Runs units of work in their own transactions on an engine, retrying transient conflicts."""
@@ -36,6 +40,10 @@ class Database:
         self._writer = engine.execution_options(**{dialect.WRITE: True})
         # One shared connection (in-memory SQLite): transactions must take turns on it.
         self._turns = asyncio.Lock() if dialect.single_connection(engine) else None
+        # SQLite file: write transactions of this process queue here, first come first served. SQLite's
+        # own lock is taken by polling (busy timeout), which lets a steady stream of writers starve one
+        # (a lease renewal, say) for seconds; between processes that polling remains.
+        self._write_turns = asyncio.Lock() if self._turns is None and self.dialect == "sqlite" else None
         #: Single-statement reads without a transaction (None: they go through `run`).
         self._reader = dialect.reader_for(engine)
         #: The peer cache of every account on this database (replaced by `Store` with its settings).
@@ -45,12 +53,21 @@ class Database:
         """`work` in one transaction (`BEGIN IMMEDIATE` on SQLite when `write`), re-run whole if retryable."""
         engine = self._writer if write else self.engine
 
+        turns = self._turns or (self._write_turns if write else None)
+        if turns is not None and self in _taking_turns.get():
+            turns = None  # nested in a unit of work that already has its turn (it would wait for itself)
+
         async def once() -> T:
-            if self._turns is None:
+            if turns is None:
                 async with engine.begin() as conn:
                     return await work(conn)
-            async with self._turns, engine.begin() as conn:
-                return await work(conn)
+            async with turns:
+                entered = _taking_turns.set(_taking_turns.get() | {self})
+                try:
+                    async with engine.begin() as conn:
+                        return await work(conn)
+                finally:
+                    _taking_turns.reset(entered)
 
         return await self._retrying(once)
 
