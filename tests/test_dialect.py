@@ -117,3 +117,12 @@ async def test_a_unique_violation_leaves_the_transaction_usable_after_retry_poin
                 await bulk.execute(conn, [(2, None, None, "same")], ("o", "t1"))
         await bulk.execute(conn, [(2, None, None, "other")], ("o", "t1"))  # the transaction goes on
     assert await stored(engine) == [(1, None, None, "same", "t0"), (2, None, None, "other", "t1")]
+
+
+async def test_stable_columns_alone_in_the_update_are_still_written(engine: AsyncEngine) -> None:
+    bulk = dialect.BulkUpsert(
+        items, engine.dialect, ("id", "key"), ("owner", "id"), ("key",), shared=SHARED, stable=("key",)
+    )
+    await write(engine, bulk, [(1, "k1"), (2, "k2")], "t0")
+    await write(engine, bulk, [(1, "k1"), (2, "changed")], "t1")
+    assert await stored(engine) == [(1, None, None, "k1", "t0"), (2, None, None, "changed", "t0")]

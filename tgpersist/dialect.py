@@ -382,7 +382,7 @@ class BulkUpsert:
         self._shared = len(shared)
         self._conflict = conflict + action(update)
         self._guarded = ""
-        if stable and any(c in update for c in stable):
+        if any(c in stable for c in update) and any(c not in stable for c in update):
             unchanged = " AND ".join(f"{quote(c)} IS excluded.{quote(c)}" for c in stable)
             self._guarded = f"{conflict}{action([c for c in update if c not in stable])} WHERE {unchanged}"
         limit = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
