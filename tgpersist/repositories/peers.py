@@ -166,6 +166,26 @@ def _bare_id(dialog_id: int) -> int:
     return -dialog_id if dialog_id >= -(CHANNEL_OFFSET - 1) else -dialog_id - CHANNEL_OFFSET
 
 
+def _peer_row(dialog_id: int, peer: Peer, username: str | None, key: str | None) -> tuple[Any, ...]:
+    """The `PEER_COLUMNS` row of `peer`, with the primary username (and its key) it is stored with."""
+    phone = peer.phone_number
+    return (
+        dialog_id,
+        peer.type._value_,
+        peer.access_hash,
+        peer.first_name,
+        peer.last_name,
+        peer.title,
+        phone,
+        None if phone is None else _phone_digits(phone),
+        peer.is_bot,
+        peer.photo_id,
+        peer.language,
+        username,
+        key,
+    )
+
+
 def _usernames(primary: str | None, extras: builtins.list[tuple[int, str]]) -> tuple[str, ...]:
     """`Peer.usernames` from the stored primary and the other usernames with their positions: the
     primary goes to the one position the others leave free."""
@@ -249,24 +269,7 @@ class _Batch:
                 if key in owner:
                     return cls._general(session, batch, ids)
                 owner[key] = dialog_id
-            phone = peer.phone_number
-            append(
-                (
-                    dialog_id,
-                    peer.type._value_,
-                    peer.access_hash,
-                    peer.first_name,
-                    peer.last_name,
-                    peer.title,
-                    phone,
-                    None if phone is None else _phone_digits(phone),
-                    peer.is_bot,
-                    peer.photo_id,
-                    peer.language,
-                    username,
-                    key,
-                )
-            )
+            append(_peer_row(dialog_id, peer, username, key))
         return cls(ids, peer_rows, [], builtins.list(owner), owner)
 
     @classmethod
@@ -299,24 +302,7 @@ class _Batch:
                         username = next(n for n in peer.usernames if n.lower() == key)
                 else:
                     key = None
-            phone = peer.phone_number
-            peer_rows.append(
-                (
-                    dialog_id,
-                    peer.type._value_,
-                    peer.access_hash,
-                    peer.first_name,
-                    peer.last_name,
-                    peer.title,
-                    phone,
-                    None if phone is None else _phone_digits(phone),
-                    peer.is_bot,
-                    peer.photo_id,
-                    peer.language,
-                    username,
-                    key,
-                )
-            )
+            peer_rows.append(_peer_row(dialog_id, peer, username, key))
             if several and len(peer.usernames) > (username is not None):
                 kept = [n for n in peer.usernames if owner[n.lower()] == dialog_id]
                 name_rows.extend(
