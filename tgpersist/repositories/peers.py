@@ -83,8 +83,7 @@ TAKEOVER_ATTEMPTS = 8
 WRITE_THROUGH_LIMIT = 256
 
 _TYPES = {t.value: t for t in PeerType}
-_KIND = {t: t.kind for t in PeerType}
-#: Bot API id sign of each type's id space, by type value (a str key hashes faster than an Enum).
+#: Each type's id space, by type value (a str key hashes faster than an Enum member).
 _SPACE = {t.value: t.kind for t in PeerType}
 
 
@@ -419,7 +418,6 @@ class PeerRepository:
         self._dialect = db.engine.dialect
         self._sql = _statements(scope.models, self._dialect)
         self._peers = self._sql.peers
-        self._names = self._sql.names
         # Inside a host's transaction reads bypass the cache (they may see uncommitted rows) and
         # writes clear it; otherwise the account's cache is read and written through.
         self._host = db.session if isinstance(db, JoinedDatabase) else None
