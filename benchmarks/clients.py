@@ -30,9 +30,9 @@ from telethon.tl.types.updates import State
 
 from benchmarks.data import Users, raw_rows
 from benchmarks.harness import CLIENT, RAW, Contestant, per_call, per_call_sync
-from tgpersist import dialect
 from tgpersist.models import default_models
 from tgpersist.repositories.peers import PEER_COLUMNS, PEER_SHARED, _statements
+from tgpersist.sql import statements
 
 SQLITE = sqlite_dialect.dialect()
 POSTGRES = pg_dialect.dialect()
@@ -109,7 +109,7 @@ class Bulk:
 
 def raw_sqlite_bulk(bulk: Bulk, path: str) -> Contestant:
     conn = open_raw_sqlite(path)
-    stamp = dialect.driver_value(sql_for(SQLITE).stamp, datetime.now(UTC), SQLITE)
+    stamp = statements.driver_value(sql_for(SQLITE).stamp, datetime.now(UTC), SQLITE)
     state: dict[str, Any] = {}
 
     async def setup(round_: int) -> None:

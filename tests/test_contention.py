@@ -31,8 +31,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import tgpersist
-from tgpersist import ChannelState, Conversation, Peer, PeerType, Session, UpdateState, dialect
+from tgpersist import ChannelState, Conversation, Peer, PeerType, Session, UpdateState
 from tgpersist.database import Database
+from tgpersist.sql import errors
 
 ACCOUNT = "bot"
 SPAWN = multiprocessing.get_context("spawn")
@@ -372,7 +373,7 @@ async def test_transient_conflicts_are_retried_as_whole_transactions(
 
     with pytest.raises(DBAPIError) as info:  # what a caller would see without the retry
         await provoke(db_url, 0)
-    assert dialect.is_retryable(info.value)
+    assert errors.is_retryable(info.value)
     if backend == "sqlite":
         assert isinstance(info.value, OperationalError) and "database is locked" in str(info.value)
     else:
@@ -399,6 +400,6 @@ async def test_other_errors_are_not_retried(db_url: str) -> None:
 
             with pytest.raises(IntegrityError) as info:
                 await Database(engine, store.models).run(work, write=True)
-            assert calls == 1 and not dialect.is_retryable(info.value)
+            assert calls == 1 and not errors.is_retryable(info.value)
     finally:
         await engine.dispose()

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import tgpersist
 from tgpersist import InvalidArgument, Peer, PeerType
 from tgpersist.clock import utcnow
-from tgpersist.dialect import BulkUpsert
 from tgpersist.peer_cache import PeerCache, PeerCaches
 from tgpersist.repositories import peers as peer_repo
+from tgpersist.sql.bulk import BulkUpsert
 from tgpersist.validation import phone_key
 
 

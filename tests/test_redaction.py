@@ -33,8 +33,8 @@ from tgpersist import (
     UpdateState,
 )
 from tgpersist.cli import common, main
-from tgpersist.dialect import ENGINE_LOGGER, LOGGING_NAME
 from tgpersist.encryption import ENV_VAR, AuthKeyCipher, KeyRing
+from tgpersist.sql.redaction import ENGINE_LOGGER, LOGGING_NAME
 
 FORMS = secret_forms([AUTH_1, AUTH_2, AUTH_3, SECRET_A], [API_HASH])
 LOGGERS = ("", "sqlalchemy", "aiosqlite", "asyncpg", "tgpersist", "asyncio")

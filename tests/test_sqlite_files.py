@@ -15,7 +15,7 @@ import pytest
 
 import tgpersist
 from tgpersist import Session
-from tgpersist.dialect import create_private_file, sqlite_file, warn_if_exposed
+from tgpersist.sql.files import create_private_file, sqlite_file, warn_if_exposed
 from tgpersist.validation import AUTH_KEY_LENGTH
 
 
@@ -70,7 +70,7 @@ async def test_an_exposed_existing_file_is_reported_by_path_once(
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [(r.name, r.getMessage()) for r in warnings] == [
         (
-            "tgpersist.dialect",
+            "tgpersist.sql.files",
             f"SQLite database {path} is readable or writable by other users (mode 644); it holds auth "
             "keys: restrict it with `chmod 600`",
         )

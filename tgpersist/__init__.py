@@ -1,6 +1,5 @@
 """tgpersist: the persistent state of Telegram MTProto clients on SQLite or PostgreSQL."""
 
-from tgpersist.dialect import MIGRATION_OPTIONS, configure_engine, create_engine
 from tgpersist.domain import (
     ChannelState,
     Conversation,
@@ -16,6 +15,7 @@ from tgpersist.domain import (
     to_dialog_id,
 )
 from tgpersist.errors import (
+    DatabaseUnavailable,
     EncryptionError,
     InvalidArgument,
     InvalidSessionString,
@@ -29,6 +29,7 @@ from tgpersist.errors import (
 from tgpersist.repositories import QueuePolicy
 from tgpersist.repositories.files import SentFile
 from tgpersist.repositories.lease import LeaseInfo, SessionLease
+from tgpersist.sql.engines import MIGRATION_OPTIONS, configure_engine, create_engine
 from tgpersist.store import Account, Store, open_store
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ __all__ = [
     "Account",
     "ChannelState",
     "Conversation",
+    "DatabaseUnavailable",
     "DcAuth",
     "DurableUpdate",
     "EncryptionError",

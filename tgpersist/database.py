@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from tgpersist import dialect
 from tgpersist.models import Models
 from tgpersist.peer_cache import PeerCaches
+from tgpersist.sql import engines, errors, reads
 
 T = TypeVar("T")
 Work = Callable[[AsyncConnection], Awaitable[T]]
@@ -35,19 +35,21 @@ class Database:
     def __init__(self, engine: AsyncEngine, models: Models, *, retries: int = 8) -> None:
         self.engine = engine
         self.models = models
-        self.dialect = dialect.name_of(engine)
+        self.dialect = engines.name_of(engine)
         self.retries = retries
-        self._writer = engine.execution_options(**{dialect.WRITE: True})
+        self._writer = engine.execution_options(**{engines.WRITE: True})
         # One shared connection (in-memory SQLite): transactions must take turns on it.
-        self._turns = asyncio.Lock() if dialect.single_connection(engine) else None
+        self._turns = asyncio.Lock() if engines.single_connection(engine) else None
         # SQLite file: write transactions of this process queue here, first come first served. SQLite's
         # own lock is taken by polling (busy timeout), which lets a steady stream of writers starve one
         # (a lease renewal, say) for seconds; between processes that polling remains.
         self._write_turns = asyncio.Lock() if self._turns is None and self.dialect == "sqlite" else None
         #: Single-statement reads without a transaction (None: they go through `run`).
-        self._reader = dialect.reader_for(engine)
+        self._reader = reads.reader_for(engine)
         #: The peer cache of every account on this database (replaced by `Store` with its settings).
         self.peer_caches = PeerCaches()
+        #: The host's session whose transaction every unit joins (`JoinedDatabase`); None: our own.
+        self.host_session: AsyncSession | None = None
 
     async def run(self, work: Work[T], *, write: bool) -> T:
         """`work` in one transaction (`BEGIN IMMEDIATE` on SQLite when `write`), re-run whole if retryable."""
@@ -79,14 +81,14 @@ class Database:
             try:
                 return await attempt_once()
             except DBAPIError as error:
-                if attempt >= self.retries or not dialect.is_retryable(error):
+                if attempt >= self.retries or not errors.is_retryable(error):
                     raise
                 attempt += 1
                 delay = min(0.5, 0.005 * 2**attempt) * (0.5 + random.random())
                 log.debug("retrying transaction after %s (attempt %d)", type(error.orig).__name__, attempt)
                 await asyncio.sleep(delay)
 
-    async def fetch(self, query: dialect.CompiledRead, values: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async def fetch(self, query: reads.CompiledRead, values: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of one SELECT, read outside a transaction where the dialect allows (a lone
         statement is atomic): on SQLite one thread hop instead of BEGIN, SELECT, fetch and COMMIT."""
         params = query.params(values)
@@ -115,7 +117,7 @@ class JoinedDatabase(Database):
 
     def __init__(self, session: AsyncSession, base: Database) -> None:
         super().__init__(base.engine, base.models, retries=0)
-        self.session = session
+        self.session = self.host_session = session
         self._reader = None  # reads must see the host's transaction
         self.peer_caches = base.peer_caches
 

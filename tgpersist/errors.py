@@ -66,3 +66,16 @@ class UnsupportedSessionFile(TgPersistError):
 
 class EncryptionError(TgPersistError):
     """An encrypted value could not be decrypted, or no key is configured for it."""
+
+
+class DatabaseUnavailable(TgPersistError):
+    """The database cannot be reached within the connect timeout, or a connection died after COMMIT was
+    sent (`outcome_unknown`: the write may or may not be stored). Names host and port, never a password."""
+
+    def __init__(self, host: str | None, port: int | None, problem: str, *, outcome_unknown: bool = False):
+        self.host = host
+        self.port = port
+        self.problem = problem
+        self.outcome_unknown = outcome_unknown
+        where = f"{host}:{port}" if port is not None else (host or "the database")
+        super().__init__(f"database at {where} is unavailable: {problem}")

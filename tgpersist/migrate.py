@@ -23,9 +23,9 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tgpersist import dialect
 from tgpersist.errors import SchemaOutOfDate
 from tgpersist.models import Placement
+from tgpersist.sql import engines
 
 T = TypeVar("T")
 
@@ -96,10 +96,10 @@ def current_revisions(conn: Connection, placement: Placement) -> tuple[str, ...]
 @contextlib.asynccontextmanager
 async def _engine(bind: AsyncEngine | str) -> AsyncIterator[AsyncEngine]:
     if isinstance(bind, AsyncEngine):
-        dialect.configure_engine(bind)
+        engines.configure_engine(bind)
         yield bind
         return
-    engine = dialect.create_engine(bind)
+    engine = engines.create_engine(bind)
     try:
         yield engine
     finally:
@@ -112,7 +112,7 @@ async def in_transaction(
     """Run `work` on one connection in one transaction (SQLite: BEGIN IMMEDIATE, foreign keys off)."""
     async with _engine(bind) as engine, engine.connect() as conn:
         if write:
-            conn = await conn.execution_options(**dialect.MIGRATION_OPTIONS)
+            conn = await conn.execution_options(**engines.MIGRATION_OPTIONS)
         async with conn.begin():
             return await conn.run_sync(work)
 

@@ -19,7 +19,6 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,9 +28,6 @@ from sqlalchemy.orm import SessionTransaction
 from tgpersist.domain import Peer
 from tgpersist.errors import InvalidArgument
 from tgpersist.validation import phone_key
-
-if TYPE_CHECKING:
-    from tgpersist.database import Database
 
 #: Peers kept per account by default: with typical fields about 0.6 KB each (the `Peer` objects about
 #: 450 bytes, the cache's own structures about 150), so at most ~30 MB per account (see the README).
@@ -260,12 +256,13 @@ def _host_transaction_ended(session: OrmSession, transaction: SessionTransaction
 
 
 @contextlib.asynccontextmanager
-async def invalidating(db: Database, name: str) -> AsyncIterator[None]:
+async def invalidating(
+    caches: PeerCaches, name: str, host: AsyncSession | None = None
+) -> AsyncIterator[None]:
     """Around a write that may change any of account `name`'s peers (deleting its session): the
-    account's cache is emptied before and after it, and again when a host's transaction ends."""
-    from tgpersist.database import JoinedDatabase  # here: database imports this module
-
-    cache = db.peer_caches.account(name)
+    account's cache is emptied before and after it, and again when the `host` session's transaction
+    ends (a write inside a host's transaction)."""
+    cache = caches.account(name)
     if cache is None:
         yield
         return
@@ -276,5 +273,5 @@ async def invalidating(db: Database, name: str) -> AsyncIterator[None]:
     finally:
         cache.end_write(token)
         cache.invalidate()
-        if isinstance(db, JoinedDatabase):
-            clear_when_host_ends(db.session, cache)
+        if host is not None:
+            clear_when_host_ends(host, cache)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.engine.url import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from tgpersist import dialect, encryption, maintenance, migrate
+from tgpersist import encryption, maintenance, migrate
 from tgpersist.database import Database, JoinedDatabase
 from tgpersist.encryption import AuthKeyCipher, KeySource
 from tgpersist.errors import InvalidArgument
@@ -28,6 +28,7 @@ from tgpersist.repositories import (
     auth_keys,
 )
 from tgpersist.repositories.files import SentFileRepository
+from tgpersist.sql import engines
 
 DEFAULT_URL = "sqlite+aiosqlite:///tgpersist.db"
 
@@ -72,9 +73,9 @@ class Store:
         if not isinstance(engine, AsyncEngine):
             raise InvalidArgument("bind", "expected an AsyncEngine or an async_sessionmaker bound to one")
         self.placement = Placement(prefix=prefix, schema=schema)
-        if schema is not None and dialect.name_of(engine) != "postgresql":
+        if schema is not None and engines.name_of(engine) != "postgresql":
             raise InvalidArgument("schema", "a schema placement needs PostgreSQL")
-        dialect.configure_engine(engine)
+        engines.configure_engine(engine)
         self.engine = engine
         self.models = declare_models(self.placement)
         self.queue_policy = queue_policy or QueuePolicy()
@@ -178,7 +179,7 @@ async def open_store(
     A database behind head raises `SchemaOutOfDate` unless `upgrade=True`. Auth keys are encrypted with
     `encryption_key` (default: $TGPERSIST_ENCRYPTION_KEY); `EncryptionError` if it cannot open them.
     """
-    engine = dialect.create_engine(url, **engine_options)
+    engine = engines.create_engine(url, **engine_options)
     try:
         store = Store(
             engine,

@@ -32,7 +32,7 @@ from tgpersist import (
     SessionLease,
     UpdateState,
 )
-from tgpersist.dialect import db_epoch
+from tgpersist.sql.statements import db_epoch
 
 NAME = "alice"
 KEY = bytes(range(256))

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import tgpersist
-from tgpersist import dialect, migrate
+from tgpersist import migrate
 from tgpersist.cli.common import CommandError, add_url, placement
 from tgpersist.database import Database
 from tgpersist.encryption import ENV_VAR, EncryptionKey, KeyRing
 from tgpersist.models import declare_models
 from tgpersist.repositories import auth_keys
+from tgpersist.sql import engines
 
 _KEY_HELP = f"the key as text, or @FILE to read it from a file (default: ${ENV_VAR})"
 
@@ -72,7 +73,7 @@ async def _open(args: argparse.Namespace, ring: KeyRing) -> tgpersist.Store:
 async def _change(args: argparse.Namespace, current: KeyRing, target: KeyRing | None) -> int:
     async with await _open(args, current) as store:
         changed = await store.reencrypt_auth_keys(target)
-        await dialect.compact_sqlite(store.engine)
+        await engines.compact_sqlite(store.engine)
     return changed
 
 
@@ -84,7 +85,7 @@ async def generate(args: argparse.Namespace) -> int:
 
 
 async def show_status(args: argparse.Namespace) -> int:
-    engine = dialect.create_engine(args.url)
+    engine = engines.create_engine(args.url)
     try:
         where = placement(args)
         await migrate.ensure_schema(engine, where, upgrade_if_behind=False)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tgpersist import dialect
 from tgpersist.errors import TgPersistError
 from tgpersist.importers.snapshot import SessionSnapshot
+from tgpersist.sql import engines
 from tgpersist.store import Store
 
 #: Peers per `save_many` call; progress is reported after each batch.
@@ -53,7 +53,7 @@ async def write_snapshot(
     """Store `snapshot` as session `snapshot.session.name`; an existing one only with `replace=True`."""
     name = snapshot.session.name
     peers = snapshot.peers
-    writer = store.engine.execution_options(**{dialect.WRITE: True})
+    writer = store.engine.execution_options(**{engines.WRITE: True})
     async with AsyncSession(bind=writer, expire_on_commit=False) as db, db.begin():
         account = store.account(name, session=db)
         replaced = await account.session.load() is not None

@@ -9,12 +9,12 @@ from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tgpersist import dialect
 from tgpersist.clock import utcnow
 from tgpersist.domain import Conversation
 from tgpersist.domain.conversation import decode_data, encode_data
 from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.scope import Scope
+from tgpersist.sql import statements
 from tgpersist.validation import MAX_NAME, check_int, check_text
 
 KEY = ("session_name", "chat_id", "user_id", "thread_id", "namespace")
@@ -25,7 +25,7 @@ class ConversationRepository:
         self._scope = scope
         self._table = scope.table(scope.models.Conversation)
         update = ("name", "step", "data_kind", "data", "updated_at", "expires_at")
-        self._upsert = dialect.upsert(self._table, scope.dialect, KEY, update)
+        self._upsert = statements.upsert(self._table, scope.dialect, KEY, update)
 
     async def save(self, conversation: Conversation) -> None:
         """Insert or replace a conversation; its `created_at` is kept across replacements."""

@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tgpersist import dialect
 from tgpersist.clock import utcnow
 from tgpersist.domain import DcAuth
 from tgpersist.encryption import KeyLocation
 from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.scope import Scope
+from tgpersist.sql import statements
 from tgpersist.validation import check_bool, check_int
 
 FIELDS = ("dc_id", "media_only", "auth_key", "server_salt", "ipv4", "ipv6", "port", "test_mode")
@@ -33,7 +33,7 @@ class DcAuthRepository:
         where = self._where(entry.dc_id, entry.media_only)
         values["auth_key"], values["auth_key_id"] = self._scope.cipher.seal(entry.auth_key, where)
         keys = ["session_name", "dc_id", "media_only"]
-        stmt = dialect.upsert(
+        stmt = statements.upsert(
             self._table,
             self._scope.dialect,
             keys,

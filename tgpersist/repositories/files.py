@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tgpersist import dialect
 from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.scope import Scope
+from tgpersist.sql import statements
 from tgpersist.validation import INT32_MAX, INT64_MAX, check_int
 
 #: `SentFile.type` values, as Telethon numbers them.
@@ -57,7 +57,7 @@ class SentFileRepository:
     def __init__(self, scope: Scope) -> None:
         self._scope = scope
         self._table = scope.table(scope.models.SentFile)
-        self._upsert = dialect.upsert(self._table, scope.dialect, KEY, ["id", "access_hash"])
+        self._upsert = statements.upsert(self._table, scope.dialect, KEY, ["id", "access_hash"])
 
     async def save(self, file: SentFile) -> None:
         """Insert or replace the entry with `file`'s key."""

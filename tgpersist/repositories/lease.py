@@ -1,7 +1,7 @@
 """Session leases: one live owner per session, with fencing tokens and a background heartbeat.
 
 Acquire, renew and the holder check compare `lease_expires` with the database server's clock
-(`dialect.db_epoch`) inside one statement, so no client's clock ever decides whether a lease expired.
+(`statements.db_epoch`) inside one statement, so no client's clock ever decides whether a lease expired.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tgpersist import dialect
 from tgpersist.database import JoinedDatabase
 from tgpersist.errors import InvalidArgument, LeaseLost, SessionBusy
 from tgpersist.repositories.queue import default_owner
 from tgpersist.repositories.scope import Scope
+from tgpersist.sql import statements
 from tgpersist.validation import check_name
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class _Statements:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
         self.table: Table = scope.table(scope.models.Session)
-        self.now: ColumnElement[float] = dialect.db_epoch(scope.dialect)
+        self.now: ColumnElement[float] = statements.db_epoch(scope.dialect)
 
     def _row(self) -> ColumnElement[bool]:
         return self.table.c.name == self.scope.name
@@ -324,7 +324,7 @@ class SessionLeases:
     async def holder(self) -> LeaseInfo | None:
         """Who holds the lease now (by the database clock), or None if it is free."""
         t = self._scope.table(self._scope.models.Session)
-        now = dialect.db_epoch(self._scope.dialect)
+        now = statements.db_epoch(self._scope.dialect)
         stmt = select(t.c.lease_owner, t.c.lease_token, t.c.lease_expires).where(
             t.c.name == self._scope.name, t.c.lease_owner.is_not(None), t.c.lease_expires > now
         )

@@ -3,7 +3,7 @@
 A username belongs to at most one peer per account and is matched without regard to case; saving a
 peer that carries a username takes it away from whichever peer had it before. A peer's primary
 username is stored in its own row; its other active usernames (collectibles, rare) in the usernames
-table. Batches are written set-based in one transaction (see `dialect.BulkUpsert`), sorted by key so
+table. Batches are written set-based in one transaction (see `bulk.BulkUpsert`), sorted by key so
 that concurrent overlapping batches cannot deadlock; the usernames table is touched only when the
 account has such usernames at all.
 
@@ -28,15 +28,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
-from tgpersist import dialect
 from tgpersist.clock import utcnow
-from tgpersist.database import JoinedDatabase
 from tgpersist.domain import Peer, PeerType
 from tgpersist.domain.peer import CHANNEL_OFFSET, PeerKind, from_dialog_id, to_dialog_id
 from tgpersist.errors import InvalidArgument
 from tgpersist.models import Models
 from tgpersist.peer_cache import PeerCache, clear_when_host_ends
 from tgpersist.repositories.scope import Scope
+from tgpersist.sql import bulk, errors, reads, statements
 from tgpersist.validation import check_phone, check_text, phone_key
 
 T = TypeVar("T")
@@ -319,7 +318,7 @@ class _Statements:
         peers = self.peers = models.table(models.Peer)
         names = self.names = models.table(models.Username)
         self.stamp = peers.c.updated_at
-        self.upsert_peers = dialect.BulkUpsert(
+        self.upsert_peers = bulk.BulkUpsert(
             peers,
             sa_dialect,
             PEER_COLUMNS,
@@ -329,19 +328,19 @@ class _Statements:
             stable=("username_key", "phone_key"),
         )
         # Takes primary usernames away from the peers that hold them (before giving them to others).
-        self.clear_primaries = dialect.BulkDelete(
+        self.clear_primaries = bulk.BulkDelete(
             peers, sa_dialect, "session_name", "username_key", clear=("username", "username_key")
         )
-        self.insert_names = dialect.BulkUpsert(
+        self.insert_names = bulk.BulkUpsert(
             names, sa_dialect, NAME_COLUMNS, ("session_name", "username_key"), NAME_COLUMNS[2:]
         )
-        self.delete_names_of = dialect.BulkDelete(names, sa_dialect, "session_name", "peer_id")
-        self.delete_names = dialect.BulkDelete(names, sa_dialect, "session_name", "username_key")
+        self.delete_names_of = bulk.BulkDelete(names, sa_dialect, "session_name", "peer_id")
+        self.delete_names = bulk.BulkDelete(names, sa_dialect, "session_name", "username_key")
         session = bindparam("session_name", type_=String)
-        self.has_names = dialect.CompiledRead(
+        self.has_names = reads.CompiledRead(
             select(names.c.peer_id).where(names.c.session_name == session).limit(1), sa_dialect
         )
-        self.by_id = dialect.CompiledRead(
+        self.by_id = reads.CompiledRead(
             self.select().where(
                 peers.c.session_name == session, peers.c.peer_id == bindparam("peer_id", type_=BigInteger)
             ),
@@ -356,7 +355,7 @@ class _Statements:
             .where(names.c.session_name == session, names.c.username_key == key)
             .scalar_subquery(),
         )
-        self.by_username = dialect.CompiledRead(
+        self.by_username = reads.CompiledRead(
             self.select().where(peers.c.session_name == session, peers.c.peer_id == owner), sa_dialect
         )
         newest = (
@@ -366,7 +365,7 @@ class _Statements:
             .limit(1)
             .scalar_subquery()
         )
-        self.by_phone = dialect.CompiledRead(
+        self.by_phone = reads.CompiledRead(
             self.select().where(peers.c.session_name == session, peers.c.peer_id == newest), sa_dialect
         )
 
@@ -394,11 +393,11 @@ class _Statements:
             await self.clear_primaries.execute(conn, session, [row[1] for row in batch.name_rows])
         for attempt in range(1, TAKEOVER_ATTEMPTS + 1):
             try:
-                async with dialect.retry_point(conn):
+                async with bulk.retry_point(conn):
                     await self.upsert_peers.execute(conn, batch.peer_rows, (session, stamp))
                 break
             except IntegrityError as error:
-                if dialect.is_missing_parent(error) or attempt == TAKEOVER_ATTEMPTS:
+                if errors.is_missing_parent(error) or attempt == TAKEOVER_ATTEMPTS:
                     raise
                 # A username of the batch is another peer's primary (or a batch peer's until this
                 # write): take every batch username from whoever holds it, then write again.
@@ -420,7 +419,7 @@ class PeerRepository:
         self._peers = self._sql.peers
         # Inside a host's transaction reads bypass the cache (they may see uncommitted rows) and
         # writes clear it; otherwise the account's cache is read and written through.
-        self._host = db.session if isinstance(db, JoinedDatabase) else None
+        self._host = db.host_session
         self._shared: PeerCache | None = db.peer_caches.account(scope.name)
         self._cache = self._shared if self._host is None else None
 
@@ -445,7 +444,7 @@ class PeerRepository:
             return 0
         name = self._scope.name
         now = utcnow()
-        stamp = dialect.driver_value(self._sql.stamp, now, self._dialect)
+        stamp = statements.driver_value(self._sql.stamp, now, self._dialect)
         rows = _Batch.of(name, batch)
         sql = self._sql
 
@@ -549,7 +548,7 @@ class PeerRepository:
             cache.end_write(token)
 
     async def _read(
-        self, query: dialect.CompiledRead, values: dict[str, Any], phone: str | None = None
+        self, query: reads.CompiledRead, values: dict[str, Any], phone: str | None = None
     ) -> Peer | None:
         cache = self._cache
         token = None if cache is None else cache.token()

@@ -33,12 +33,12 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import case
 
-from tgpersist import dialect
 from tgpersist.clock import utcnow
 from tgpersist.domain import DurableUpdate, UpdateStatus
 from tgpersist.domain.updates import MAX_ERROR
 from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.scope import Scope
+from tgpersist.sql import statements
 from tgpersist.validation import INT32_MAX, check_int, check_name, check_text
 
 #: Ids per statement in `ack_many` (well under SQLite's and asyncpg's parameter limits).
@@ -147,7 +147,9 @@ class DurableQueue:
         if not rows:
             return 0
         queue = self._queue
-        stmt = dialect.insert_ignore(queue, self._scope.dialect, ["session_name", "id"]).returning(queue.c.id)
+        stmt = statements.insert_ignore(queue, self._scope.dialect, ["session_name", "id"]).returning(
+            queue.c.id
+        )
 
         async def work(conn: AsyncConnection) -> int:
             return len((await conn.execute(stmt, list(rows.values()))).all())
@@ -201,7 +203,7 @@ class DurableQueue:
             .order_by(queue.c.available_at, queue.c.seq)
             .limit(limit)
         )
-        if dialect.claim_locks_rows(self._scope.dialect):
+        if statements.claim_locks_rows(self._scope.dialect):
             candidates = candidates.with_for_update(skip_locked=True)
         # Only an expired lease leaves a pending row with max_attempts claims behind (fail() dead-letters).
         exhausted = queue.c.attempts >= self.policy.max_attempts
@@ -278,7 +280,7 @@ class DurableQueue:
         async def work(conn: AsyncConnection) -> bool:
             now = utcnow()
             current = select(queue.c.attempts).where(*key, *self._held(owner, now))
-            if dialect.claim_locks_rows(self._scope.dialect):
+            if statements.claim_locks_rows(self._scope.dialect):
                 current = current.with_for_update()
             attempts = (await conn.execute(current)).scalar_one_or_none()
             if attempts is None:

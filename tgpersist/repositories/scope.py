@@ -13,12 +13,12 @@ from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tgpersist import dialect
 from tgpersist.clock import utcnow
 from tgpersist.database import Database, Work
 from tgpersist.encryption import AuthKeyCipher
 from tgpersist.errors import LeaseLost
 from tgpersist.models import Models
+from tgpersist.sql import errors, statements
 from tgpersist.validation import check_int, check_name
 
 T = TypeVar("T")
@@ -62,7 +62,7 @@ class Scope:
         try:
             result = await self.db.run(with_session, write=True)
         except IntegrityError as error:
-            if fence is not None or not dialect.is_missing_parent(error):
+            if fence is not None or not errors.is_missing_parent(error):
                 raise
             # Deleted by someone else since we last looked (or between our insert-if-absent and the
             # write, in another transaction): create it again and re-run the whole unit once.
@@ -89,7 +89,7 @@ class Scope:
     async def ensure_session(self, conn: AsyncConnection) -> None:
         sessions = self.table(self.models.Session)
         now = utcnow()
-        stmt = dialect.insert_ignore(sessions, self.dialect, ["name"]).values(
+        stmt = statements.insert_ignore(sessions, self.dialect, ["name"]).values(
             name=self.name, test_mode=False, created_at=now, updated_at=now
         )
         await conn.execute(stmt)

@@ -8,13 +8,14 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tgpersist import dialect, peer_cache
+from tgpersist import peer_cache
 from tgpersist.clock import utcnow
 from tgpersist.domain import Session
 from tgpersist.encryption import KeyLocation
 from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.lease import SessionLeases
 from tgpersist.repositories.scope import Scope
+from tgpersist.sql import statements
 
 #: Domain fields stored as columns of the same name.
 FIELDS = (
@@ -56,7 +57,7 @@ class SessionRepository(SessionLeases):
         values: dict[str, Any] = {name: getattr(session, name) for name in FIELDS}
         values.update(name=session.name, created_at=now, updated_at=now)
         values["auth_key"], values["auth_key_id"] = self._scope.cipher.seal(session.auth_key, self._where)
-        stmt = dialect.upsert(
+        stmt = statements.upsert(
             self._table, self._scope.dialect, ["name"], [*FIELDS, "auth_key_id", "updated_at"]
         )
         fence = self._scope.fence(token)
@@ -93,7 +94,9 @@ class SessionRepository(SessionLeases):
         async def work(conn: AsyncConnection) -> bool:
             return (await conn.execute(stmt)).rowcount > 0
 
-        async with peer_cache.invalidating(self._scope.db, self._scope.name):  # its peers go too
+        async with peer_cache.invalidating(
+            self._scope.db.peer_caches, self._scope.name, self._scope.db.host_session
+        ):  # its peers go too
             deleted = await self._scope.db.run(work, write=True)
         self._scope.session_known = False
         return deleted

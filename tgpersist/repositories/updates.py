@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import BigInteger, String, bindparam, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tgpersist import dialect
 from tgpersist.clock import utcnow
 from tgpersist.domain import ChannelState, UpdateState
 from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.queue import DurableQueue, QueuePolicy
 from tgpersist.repositories.scope import Scope
+from tgpersist.sql import reads, statements
 from tgpersist.validation import MAX_NAME, check_int, check_text
 
 #: How long a dedup key is remembered by default (as the Go mtgo client does).
@@ -38,30 +38,30 @@ class UpdateRepository(DurableQueue):
         self._state = scope.table(models.UpdateState)
         self._channels = scope.table(models.ChannelState)
         self._dedup = scope.table(models.DedupKey)
-        self._save_state = dialect.upsert(
+        self._save_state = statements.upsert(
             self._state, scope.dialect, ["session_name"], ["pts", "qts", "date", "seq"]
         )
-        self._save_channel = dialect.upsert(
+        self._save_channel = statements.upsert(
             self._channels, scope.dialect, ["session_name", "channel_id"], ["pts"]
         )
         # Lone SELECTs compiled once: read in one round trip (one thread hop on SQLite).
         sa_dialect = scope.db.engine.dialect
         session = bindparam("session_name", type_=String)
         state, channels, dedup = self._state, self._channels, self._dedup
-        self._read_state = dialect.CompiledRead(
+        self._read_state = reads.CompiledRead(
             select(state.c.pts, state.c.qts, state.c.date, state.c.seq).where(
                 state.c.session_name == session
             ),
             sa_dialect,
         )
-        self._read_channel = dialect.CompiledRead(
+        self._read_channel = reads.CompiledRead(
             select(channels.c.pts).where(
                 channels.c.session_name == session,
                 channels.c.channel_id == bindparam("channel_id", type_=BigInteger),
             ),
             sa_dialect,
         )
-        self._read_seen = dialect.CompiledRead(
+        self._read_seen = reads.CompiledRead(
             select(literal(1)).where(
                 dedup.c.session_name == session,
                 dedup.c.key == bindparam("key", type_=String),
@@ -164,7 +164,7 @@ class UpdateRepository(DurableQueue):
 
         async def work(conn: AsyncConnection) -> bool:
             now = utcnow()  # per attempt: a retried transaction judges expiry afresh
-            stmt = dialect.insert(t, self._scope.dialect).values(
+            stmt = statements.insert(t, self._scope.dialect).values(
                 session_name=self._scope.name, key=key, expires_at=now + lifetime
             )
             # One statement, so concurrent callers serialise on the row: exactly one gets a row back.

@@ -1,4 +1,4 @@
-"""`dialect.BulkUpsert` on its own: every NULL shape, shared values, the stable-column fast path, and
+"""`BulkUpsert` on its own: every NULL shape, shared values, the stable-column fast path, and
 batches over several statements (SQLite) or through COPY (PostgreSQL), on a scratch table."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import tgpersist
-from tgpersist import dialect
+from tgpersist.sql.bulk import BulkUpsert
 
 metadata = sa.MetaData()
 items = sa.Table(
@@ -38,15 +38,13 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-def upsert(engine: AsyncEngine, *, stable: tuple[str, ...] = ()) -> dialect.BulkUpsert:
-    return dialect.BulkUpsert(
+def upsert(engine: AsyncEngine, *, stable: tuple[str, ...] = ()) -> BulkUpsert:
+    return BulkUpsert(
         items, engine.dialect, COLUMNS, ("owner", "id"), (*COLUMNS[1:], "stamp"), shared=SHARED, stable=stable
     )
 
 
-async def write(
-    engine: AsyncEngine, bulk: dialect.BulkUpsert, rows: list[tuple[Any, ...]], stamp: str
-) -> None:
+async def write(engine: AsyncEngine, bulk: BulkUpsert, rows: list[tuple[Any, ...]], stamp: str) -> None:
     async with engine.begin() as conn:
         await bulk.execute(conn, rows, ("o", stamp))
 
@@ -73,7 +71,7 @@ async def test_rows_of_every_shape_round_trip_over_several_statements(
     engine: AsyncEngine, stable: tuple[str, ...]
 ) -> None:
     bulk = upsert(engine, stable=stable)
-    count = dialect.BulkUpsert.COPY_ROWS + 7  # several SQLite statements; COPY on PostgreSQL
+    count = BulkUpsert.COPY_ROWS + 7  # several SQLite statements; COPY on PostgreSQL
     first = rows_of_every_shape(count, 0)
     await write(engine, bulk, first, "t0")
     assert await stored(engine) == [(*row, "t0") for row in first]
@@ -94,9 +92,9 @@ async def test_a_changed_stable_column_is_written(engine: AsyncEngine) -> None:
 
 
 async def test_rows_with_a_single_or_no_value_besides_the_key(engine: AsyncEngine) -> None:
-    bulk = dialect.BulkUpsert(items, engine.dialect, ("id",), ("owner", "id"), ("stamp",), shared=SHARED)
+    bulk = BulkUpsert(items, engine.dialect, ("id",), ("owner", "id"), ("stamp",), shared=SHARED)
     await write(engine, bulk, [(i,) for i in range(1, 5)], "t0")
-    only_a = dialect.BulkUpsert(items, engine.dialect, ("id", "a"), ("owner", "id"), ("a",), shared=SHARED)
+    only_a = BulkUpsert(items, engine.dialect, ("id", "a"), ("owner", "id"), ("a",), shared=SHARED)
     await write(engine, only_a, [(2, None), (3, "three")], "ignored")
     assert await stored(engine) == [
         (1, None, None, None, "t0"),
@@ -113,14 +111,14 @@ async def test_a_unique_violation_leaves_the_transaction_usable_after_retry_poin
     await write(engine, bulk, [(1, None, None, "same")], "t0")
     async with engine.begin() as conn:
         with pytest.raises(sa.exc.IntegrityError):
-            async with dialect.retry_point(conn):
+            async with bulk.retry_point(conn):
                 await bulk.execute(conn, [(2, None, None, "same")], ("o", "t1"))
         await bulk.execute(conn, [(2, None, None, "other")], ("o", "t1"))  # the transaction goes on
     assert await stored(engine) == [(1, None, None, "same", "t0"), (2, None, None, "other", "t1")]
 
 
 async def test_stable_columns_alone_in_the_update_are_still_written(engine: AsyncEngine) -> None:
-    bulk = dialect.BulkUpsert(
+    bulk = BulkUpsert(
         items, engine.dialect, ("id", "key"), ("owner", "id"), ("key",), shared=SHARED, stable=("key",)
     )
     await write(engine, bulk, [(1, "k1"), (2, "k2")], "t0")

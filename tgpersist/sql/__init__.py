@@ -1,0 +1,1 @@
+"""Everything that differs between SQLite and PostgreSQL, one module per concept."""
