@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.engine.url import URL, make_url
+from sqlalchemy.engine.url import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from tgpersist.errors import UnsupportedDatabase
+from tgpersist.sql import pooler_settings, urls
 from tgpersist.sql.files import guard_sqlite_file
 from tgpersist.sql.redaction import ENGINE_LOGGER, LOGGING_NAME, HiddenArguments, HiddenRows, add_filter
 
@@ -44,22 +45,35 @@ def name_of(bind: AsyncEngine | Engine | Connection) -> str:
     return name
 
 
-def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
-    """An `AsyncEngine` for `url`, configured as tgpersist needs it (see `configure_engine`)."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend not in SUPPORTED:
-        raise UnsupportedDatabase(f"{backend!r} databases are not supported (use sqlite or postgresql)")
+def create_engine(
+    url: str | URL, *, connect_timeout: float | None = None, **engine_options: Any
+) -> AsyncEngine:
+    """An `AsyncEngine` for `url` as users paste it (see `tgpersist.sql.urls`), configured as tgpersist
+    needs it (see `configure_engine`). `connect_timeout` (seconds) overrides the URL's."""
+    target = urls.translate(url)
+    backend = target.url.get_backend_name()
     # Bound parameters and result rows include auth keys and api hashes: keep them out of echo/DEBUG
     # logs and exception messages. Our engines log as `sqlalchemy.engine.Engine.tgpersist`.
     engine_options.setdefault("hide_parameters", True)
     engine_options.setdefault("logging_name", LOGGING_NAME)
-    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+    if backend == "sqlite" and target.url.database in (None, "", ":memory:"):
         # One shared connection, or every checkout would see a different empty database.
         engine_options.setdefault("poolclass", StaticPool)
         engine_options.setdefault("connect_args", {"check_same_thread": False})
-    engine = create_async_engine(parsed, **engine_options)
+    if backend == "postgresql":
+        connect_args = {**target.connect_args, **engine_options.get("connect_args", {})}
+        if target.pooler:
+            connect_args.update(urls.pooler_connect_args(connect_args))
+        timeout = connect_timeout if connect_timeout is not None else target.connect_timeout
+        if timeout is not None:
+            connect_args["timeout"] = timeout
+        engine_options["connect_args"] = connect_args
+    engine = create_async_engine(target.url, **engine_options)
     configure_engine(engine)
+    if target.pooler:
+        mark_behind_pooler(engine)
+    if target.transaction_settings:
+        pooler_settings.install(engine, target.transaction_settings)
     if engine.sync_engine.logging_name:
         add_filter(logging.getLogger(f"{ENGINE_LOGGER}.{engine.sync_engine.logging_name}"), HiddenRows)
     return engine
