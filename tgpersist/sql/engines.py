@@ -6,6 +6,8 @@ safety settings every engine of ours gets (hidden parameters, redacted logs, pri
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import weakref
 from typing import Any
 
@@ -16,7 +18,7 @@ from sqlalchemy.engine.url import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from tgpersist.errors import UnsupportedDatabase
+from tgpersist.errors import DatabaseUnavailable, UnsupportedDatabase
 from tgpersist.sql import pooler_settings, urls
 from tgpersist.sql.files import guard_sqlite_file
 from tgpersist.sql.redaction import ENGINE_LOGGER, LOGGING_NAME, HiddenArguments, HiddenRows, add_filter
@@ -70,6 +72,8 @@ def create_engine(
         engine_options["connect_args"] = connect_args
     engine = create_async_engine(target.url, **engine_options)
     configure_engine(engine)
+    if backend == "postgresql":
+        event.listen(engine.sync_engine, "do_connect", _connect_postgresql)
     if target.pooler:
         mark_behind_pooler(engine)
     if target.transaction_settings:
@@ -92,6 +96,27 @@ def mark_behind_pooler(engine: AsyncEngine) -> None:
 def behind_pooler(engine: AsyncEngine) -> bool:
     """Whether `engine` talks to PostgreSQL through a transaction pooler (see `mark_behind_pooler`)."""
     return engine.sync_engine in _POOLED
+
+
+def _connect_postgresql(
+    dialect: Any, record: ConnectionPoolEntry, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    """Connect as SQLAlchemy would; a network, TLS or timeout failure (raised by asyncpg as a bare
+    `OSError`, which SQLAlchemy passes on unwrapped) becomes `DatabaseUnavailable` naming host and port."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as error:
+        host, port = cparams.get("host"), cparams.get("port") or 5432
+        problem = error.strerror or str(error)
+        if isinstance(error, TimeoutError):
+            problem = "timed out"
+        elif isinstance(error, ConnectionRefusedError):
+            problem = "connection refused"
+        elif isinstance(error, socket.gaierror):
+            problem = f"cannot resolve the host name ({problem})"
+        elif isinstance(error, ssl.SSLError):
+            problem = f"TLS: {getattr(error, 'verify_message', None) or error.reason or error}"
+        raise DatabaseUnavailable(str(host) if host else None, int(port), problem) from error
 
 
 def configure_engine(engine: AsyncEngine) -> None:
