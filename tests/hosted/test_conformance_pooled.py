@@ -9,7 +9,7 @@ import pytest
 
 import tgpersist
 from tests.conftest import Databases
-from tests.pooler.conftest import through
+from tests.hosted.conftest import through
 from tgpersist.sql import engines
 from tgpersist.testing import StoreConformance
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import tgpersist
-from tests.pooler.conftest import PooledDatabases
+from tests.hosted.conftest import PooledDatabases
 from tests.test_contention import run_workers
 from tgpersist import DurableUpdate, Peer, PeerType, Session
 

@@ -10,7 +10,7 @@ from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import DBAPIError
 
 import tgpersist
-from tests.pooler.conftest import PooledDatabases
+from tests.hosted.conftest import PooledDatabases
 from tgpersist import Session
 
 OPTIONS = "options=-c%20statement_timeout%3D250ms%20-c%20lock_timeout%3D4s&application_name=tg-pooled"
