@@ -63,12 +63,15 @@ def create_engine(
         engine_options.setdefault("poolclass", StaticPool)
         engine_options.setdefault("connect_args", {"check_same_thread": False})
     if backend == "postgresql":
-        connect_args = {**target.connect_args, **engine_options.get("connect_args", {})}
+        given = engine_options.get("connect_args", {})
+        connect_args = {**target.connect_args, **given}
         if target.pooler:
             connect_args.update(urls.pooler_connect_args(connect_args))
-        timeout = connect_timeout if connect_timeout is not None else target.connect_timeout
-        if timeout is not None:
-            connect_args["timeout"] = timeout
+        # The keyword wins, then the caller's own connect_args, then the URL's connect_timeout.
+        if connect_timeout is not None:
+            connect_args["timeout"] = connect_timeout
+        elif target.connect_timeout is not None and "timeout" not in given:
+            connect_args["timeout"] = target.connect_timeout
         engine_options["connect_args"] = connect_args
     engine = create_async_engine(target.url, **engine_options)
     configure_engine(engine)
