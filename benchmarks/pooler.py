@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short run")
     if parser.parse_args().quick:
         os.environ[QUICK_ENV] = "1"
-    rounds, calls = scaled(15, 3), scaled(100, 20)
+    rounds, calls = scaled(9, 3), scaled(60, 20)
     with server_url() as server:
         name = f"bench_{uuid.uuid4().hex[:12]}"
         asyncio.run(on_server(server, f'CREATE DATABASE "{name}"'))
