@@ -119,6 +119,7 @@ ACCEPTED: list[tuple[str, str, dict[str, Any]]] = [
         {"server_settings": {"search_path": "tg"}},
     ),
     ("postgres://tg@h/app?channel_binding=prefer", "postgresql+asyncpg://tg@h/app", {}),
+    ("postgres://tg@/app?host=/cloudsql/p:r:i", "postgresql+asyncpg://tg@/app?host=/cloudsql/p:r:i", {}),
     ("sqlite:///tg.db", "sqlite+aiosqlite:///tg.db", {}),
     ("sqlite:////var/lib/tg.db", "sqlite+aiosqlite:////var/lib/tg.db", {}),
     ("sqlite+aiosqlite:///tg.db", "sqlite+aiosqlite:///tg.db", {}),
@@ -143,6 +144,7 @@ REJECTED: list[tuple[str, type[Exception], str]] = [
         InvalidArgument,
         "'target_session_attrs': not understood",
     ),
+    (f"postgres://{PG}?host=/a&host=/b", InvalidArgument, "url parameter 'host': given more than once"),
     (f"postgres://{PG}?sslmode={PW}", InvalidArgument, "url parameter 'sslmode': expected one of"),
     (f"postgres://{PG}?sslmode=verify-full", InvalidArgument, "'sslrootcert': sslmode=verify-full needs"),
     (f"postgres://{PG}?sslmode=verify-ca", InvalidArgument, "'sslrootcert': sslmode=verify-ca needs"),
@@ -298,3 +300,15 @@ async def test_pasted_spellings_open_real_stores(backend: str, db_url: str, spel
                     )
                 ).one()
             assert tuple(row) == ("tg-test", "30s")
+
+
+async def test_a_unix_socket_directory_in_the_host_parameter(postgres_server: str) -> None:
+    """`postgresql://user@:port/db?host=/socket/dir` (Cloud SQL's spelling, whose port is the default)
+    reaches the server over its socket."""
+    server = make_url(postgres_server)
+    async with await tgpersist.open_store(postgres_server) as store, store.engine.connect() as conn:
+        sockets = (await conn.exec_driver_sql("SHOW unix_socket_directories")).scalar_one().split(",")[0]
+    url = f"postgresql://{server.username}@:{server.port}/{server.database}?host={sockets}"
+    async with await tgpersist.open_store(url) as store, store.engine.connect() as conn:
+        over = (await conn.exec_driver_sql("SELECT inet_client_addr() IS NULL")).scalar_one()
+    assert over is True  # no client address: a Unix socket, not TCP

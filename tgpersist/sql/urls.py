@@ -103,7 +103,9 @@ def _sqlite(url: URL) -> EngineTarget:
 
 def _postgres(url: URL) -> EngineTarget:
     query = {name: _single(name, value) for name, value in url.query.items()}
-    target = EngineTarget(url.set(drivername="postgresql+asyncpg", query={}))
+    # `host=/unix/socket/dir` (Cloud SQL, a local server) stays in the URL: SQLAlchemy passes it on.
+    kept = {"host": query["host"]} if "host" in query else {}
+    target = EngineTarget(url.set(drivername="postgresql+asyncpg", query=kept))
     args = target.connect_args
     settings: dict[str, str] = {}
     for name, value in query.items():
@@ -125,10 +127,10 @@ def _postgres(url: URL) -> EngineTarget:
                     "url parameter 'channel_binding'",
                     "asyncpg cannot do channel binding: use channel_binding=prefer or remove it",
                 )
-        elif name not in ("sslmode", "sslrootcert", "sslcert", "sslkey", "ssl"):
+        elif name not in ("sslmode", "sslrootcert", "sslcert", "sslkey", "ssl", "host"):
             raise InvalidArgument(
                 f"url parameter {name!r}",
-                "not understood (accepted: pgbouncer, sslmode, sslrootcert, sslcert, sslkey,"
+                "not understood (accepted: pgbouncer, sslmode, sslrootcert, sslcert, sslkey, host,"
                 " connect_timeout, application_name, options, search_path, statement_cache_size,"
                 " prepared_statement_cache_size, channel_binding)",
             )
