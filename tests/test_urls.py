@@ -223,6 +223,9 @@ def test_accepted_spellings(url: str, becomes: str, expected: dict[str, Any]) ->
     defaults = {k: None for k in got} | {"pooler": False, "transaction_settings": {}}
     if expected.get("pooler"):  # pooler mode always turns both statement caches off
         defaults |= {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
+        assert target.connect_args["prepared_statement_name_func"]() == ""  # asyncpg's unnamed statement
+    else:
+        assert "prepared_statement_name_func" not in target.connect_args
     assert got == defaults | expected
 
 

@@ -148,13 +148,24 @@ def _postgres(url: URL) -> EngineTarget:
 
 
 def pooler_connect_args(given: dict[str, Any]) -> dict[str, Any]:
-    """asyncpg and SQLAlchemy arguments for a transaction pooler: no statement caches, so that every
-    statement is asyncpg's unnamed one (re-parsed each time, never left behind on a server connection
-    that another client gets next). `given` cache sizes other than 0 are refused."""
+    """asyncpg and SQLAlchemy arguments for a transaction pooler: no statement caches, and every
+    statement asyncpg's unnamed one, asked for by name (""), not left to asyncpg's default: re-parsed
+    each time, never left behind on a server connection that another client gets next (unique names
+    would be, and asyncpg closes them later on whatever server connection it then has: asyncpg issue
+    1058). `given` cache sizes other than 0 are refused."""
     for name in ("statement_cache_size", "prepared_statement_cache_size"):
         if given.get(name, 0) != 0:
             raise InvalidArgument(f"url parameter {name!r}", "must be 0 (or absent) with pgbouncer=true")
-    return {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": unnamed_statement,
+    }
+
+
+def unnamed_statement() -> str:
+    """SQLAlchemy's `prepared_statement_name_func` in pooler mode: the unnamed statement."""
+    return ""
 
 
 def _tls(query: dict[str, str]) -> ssl.SSLContext | str | bool | None:
