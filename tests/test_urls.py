@@ -303,15 +303,3 @@ async def test_pasted_spellings_open_real_stores(backend: str, db_url: str, spel
                     )
                 ).one()
             assert tuple(row) == ("tg-test", "30s")
-
-
-async def test_a_unix_socket_directory_in_the_host_parameter(postgres_server: str) -> None:
-    """`postgresql://user@:port/db?host=/socket/dir` (Cloud SQL's spelling, whose port is the default)
-    reaches the server over its socket."""
-    server = make_url(postgres_server)
-    async with await tgpersist.open_store(postgres_server) as store, store.engine.connect() as conn:
-        sockets = (await conn.exec_driver_sql("SHOW unix_socket_directories")).scalar_one().split(",")[0]
-    url = f"postgresql://{server.username}@:{server.port}/{server.database}?host={sockets}"
-    async with await tgpersist.open_store(url) as store, store.engine.connect() as conn:
-        over = (await conn.exec_driver_sql("SELECT inet_client_addr() IS NULL")).scalar_one()
-    assert over is True  # no client address: a Unix socket, not TCP

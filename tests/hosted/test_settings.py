@@ -1,6 +1,7 @@
-"""Settings from the URL behind PgBouncer: startup parameters other than the few it knows are refused
-there (as by hosted providers), so in pooler mode `options`/`search_path` travel inside each
-transaction (`SET LOCAL`), and never stay behind on a server connection another client gets."""
+"""Connection settings from the URL on PostgreSQL. Behind PgBouncer, startup parameters other than the
+few it knows are refused (as by hosted providers), so in pooler mode `options`/`search_path` travel
+inside each transaction (`SET LOCAL`), and never stay behind on a server connection another client
+gets. A Unix socket directory in `host=` reaches the server over its socket."""
 
 from __future__ import annotations
 
@@ -52,3 +53,15 @@ async def test_options_as_startup_parameters_are_refused_by_the_pooler(pooled: P
     url = (await pooled.new()).replace("pgbouncer=true", OPTIONS)
     with pytest.raises(DBAPIError, match="unsupported startup parameter"):
         await tgpersist.open_store(url)
+
+
+async def test_a_unix_socket_directory_in_the_host_parameter(postgres_server: str) -> None:
+    """`postgresql://user@:port/db?host=/socket/dir` (Cloud SQL's spelling, whose port is the default)
+    reaches the server over its socket."""
+    server = make_url(postgres_server)
+    async with await tgpersist.open_store(postgres_server) as store, store.engine.connect() as conn:
+        sockets = (await conn.exec_driver_sql("SHOW unix_socket_directories")).scalar_one().split(",")[0]
+    url = f"postgresql://{server.username}@:{server.port}/{server.database}?host={sockets}"
+    async with await tgpersist.open_store(url) as store, store.engine.connect() as conn:
+        over = (await conn.exec_driver_sql("SELECT inet_client_addr() IS NULL")).scalar_one()
+    assert over is True  # no client address: a Unix socket, not TCP

@@ -24,6 +24,23 @@ SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 #: Schemes that mean asyncpg, and the ones that mean aiosqlite.
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "postgres+asyncpg")
 SQLITE_SCHEMES = ("sqlite", "sqlite+aiosqlite")
+#: The query parameters a PostgreSQL URL may carry (`_postgres` says what each becomes).
+POSTGRES_PARAMETERS = (
+    "pgbouncer",
+    "sslmode",
+    "ssl",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "host",
+    "connect_timeout",
+    "application_name",
+    "options",
+    "search_path",
+    "statement_cache_size",
+    "prepared_statement_cache_size",
+    "channel_binding",
+)
 #: pysqlite arguments SQLAlchemy takes from a SQLite URL (`isolation_level` would defeat our BEGIN hook).
 SQLITE_PARAMETERS = ("timeout", "uri", "check_same_thread", "cached_statements")
 _TRUE = ("true", "1", "yes", "on")
@@ -127,12 +144,9 @@ def _postgres(url: URL) -> EngineTarget:
                     "url parameter 'channel_binding'",
                     "asyncpg cannot do channel binding: use channel_binding=prefer or remove it",
                 )
-        elif name not in ("sslmode", "sslrootcert", "sslcert", "sslkey", "ssl", "host"):
+        elif name not in POSTGRES_PARAMETERS:
             raise InvalidArgument(
-                f"url parameter {name!r}",
-                "not understood (accepted: pgbouncer, sslmode, sslrootcert, sslcert, sslkey, host,"
-                " connect_timeout, application_name, options, search_path, statement_cache_size,"
-                " prepared_statement_cache_size, channel_binding)",
+                f"url parameter {name!r}", f"not understood (accepted: {', '.join(POSTGRES_PARAMETERS)})"
             )
     tls = _tls(query)
     if tls is not None:
