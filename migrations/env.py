@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from tgpersist import migrate
 from tgpersist.errors import UnsupportedDatabase
 from tgpersist.models import Placement, declare_models
+from tgpersist.sql import urls
 
 DEFAULT_URL = "sqlite+aiosqlite:///tgpersist.db"
 
@@ -95,8 +96,8 @@ def run_on(connection: Connection) -> None:
 
 
 def run_offline() -> None:
-    target = url()
-    configure(placement(), target.startswith("sqlite"), url=target, literal_binds=True)
+    target = urls.translate(url()).url  # a pasted spelling (postgres://, ?sslmode=...) as for online runs
+    configure(placement(), target.get_backend_name() == "sqlite", url=target, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 

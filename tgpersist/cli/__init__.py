@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         common.fail("interrupted")
         return 130
     except (TgPersistError, SQLAlchemyError, OSError) as error:
-        common.fail(common.describe(error))
+        common.fail(common.describe(error, getattr(args, "url", None)))
         return 1
     return int(result or 0)
 

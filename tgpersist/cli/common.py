@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 import tgpersist
 from tgpersist.models import Placement
+from tgpersist.sql import urls
 from tgpersist.store import DEFAULT_URL
 
 URL_ENV = "TGPERSIST_URL"
@@ -41,11 +42,33 @@ def fail(message: str) -> None:
     print(f"tgpersist: error: {message}", file=sys.stderr)
 
 
-def describe(error: BaseException) -> str:
-    """One line for an error; database errors show the driver's message, not SQL or parameters."""
+def describe(error: BaseException, url: str | None = None) -> str:
+    """One line for an error; database errors show the driver's message, not SQL or parameters.
+    A failure to connect names the database of `url` (host, port, name; never the password)."""
+    if url is not None and _is_connect_failure(error):
+        cause = error.problem if isinstance(error, tgpersist.DatabaseUnavailable) else describe(error)
+        return f"cannot connect to {_where(url)}: {cause}"
     if isinstance(error, DBAPIError) and error.orig is not None:
         return f"{type(error.orig).__name__}: {str(error.orig).splitlines()[0]}"
     if isinstance(error, SQLAlchemyError):
         return f"{type(error).__name__}: {str(error).splitlines()[0]}"
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
     return text
+
+
+def _is_connect_failure(error: BaseException) -> bool:
+    # SQLAlchemy wraps a driver error raised while connecting without a statement.
+    return isinstance(error, tgpersist.DatabaseUnavailable | OSError) or (
+        isinstance(error, DBAPIError) and error.statement is None
+    )
+
+
+def _where(url: str) -> str:
+    try:
+        parsed = urls.parse(url)
+    except tgpersist.InvalidArgument:
+        return "the database"
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite database {parsed.database or ':memory:'!r}"
+    port = parsed.port or 5432
+    return f"PostgreSQL database {parsed.database or parsed.username or ''!r} at {parsed.host}:{port}"

@@ -6,17 +6,20 @@ safety settings every engine of ours gets (hidden parameters, redacted logs, pri
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import weakref
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.engine.url import URL, make_url
+from sqlalchemy.engine.url import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from tgpersist.errors import UnsupportedDatabase
+from tgpersist.errors import DatabaseUnavailable, UnsupportedDatabase
+from tgpersist.sql import pooler_settings, urls
 from tgpersist.sql.files import guard_sqlite_file
 from tgpersist.sql.redaction import ENGINE_LOGGER, LOGGING_NAME, HiddenArguments, HiddenRows, add_filter
 
@@ -44,22 +47,40 @@ def name_of(bind: AsyncEngine | Engine | Connection) -> str:
     return name
 
 
-def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
-    """An `AsyncEngine` for `url`, configured as tgpersist needs it (see `configure_engine`)."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend not in SUPPORTED:
-        raise UnsupportedDatabase(f"{backend!r} databases are not supported (use sqlite or postgresql)")
+def create_engine(
+    url: str | URL, *, connect_timeout: float | None = None, **engine_options: Any
+) -> AsyncEngine:
+    """An `AsyncEngine` for `url` as users paste it (see `tgpersist.sql.urls`), configured as tgpersist
+    needs it (see `configure_engine`). `connect_timeout` (seconds) overrides the URL's."""
+    target = urls.translate(url)
+    backend = target.url.get_backend_name()
     # Bound parameters and result rows include auth keys and api hashes: keep them out of echo/DEBUG
     # logs and exception messages. Our engines log as `sqlalchemy.engine.Engine.tgpersist`.
     engine_options.setdefault("hide_parameters", True)
     engine_options.setdefault("logging_name", LOGGING_NAME)
-    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+    if backend == "sqlite" and target.url.database in (None, "", ":memory:"):
         # One shared connection, or every checkout would see a different empty database.
         engine_options.setdefault("poolclass", StaticPool)
         engine_options.setdefault("connect_args", {"check_same_thread": False})
-    engine = create_async_engine(parsed, **engine_options)
+    if backend == "postgresql":
+        given = engine_options.get("connect_args", {})
+        connect_args = {**target.connect_args, **given}
+        if target.pooler:
+            connect_args.update(urls.pooler_connect_args(connect_args))
+        # The keyword wins, then the caller's own connect_args, then the URL's connect_timeout.
+        if connect_timeout is not None:
+            connect_args["timeout"] = connect_timeout
+        elif target.connect_timeout is not None and "timeout" not in given:
+            connect_args["timeout"] = target.connect_timeout
+        engine_options["connect_args"] = connect_args
+    engine = create_async_engine(target.url, **engine_options)
     configure_engine(engine)
+    if backend == "postgresql":
+        event.listen(engine.sync_engine, "do_connect", _connect_postgresql)
+    if target.pooler:
+        mark_behind_pooler(engine)
+    if target.transaction_settings:
+        pooler_settings.install(engine, target.transaction_settings)
     if engine.sync_engine.logging_name:
         add_filter(logging.getLogger(f"{ENGINE_LOGGER}.{engine.sync_engine.logging_name}"), HiddenRows)
     return engine
@@ -78,6 +99,27 @@ def mark_behind_pooler(engine: AsyncEngine) -> None:
 def behind_pooler(engine: AsyncEngine) -> bool:
     """Whether `engine` talks to PostgreSQL through a transaction pooler (see `mark_behind_pooler`)."""
     return engine.sync_engine in _POOLED
+
+
+def _connect_postgresql(
+    dialect: Any, record: ConnectionPoolEntry, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    """Connect as SQLAlchemy would; a network, TLS or timeout failure (raised by asyncpg as a bare
+    `OSError`, which SQLAlchemy passes on unwrapped) becomes `DatabaseUnavailable` naming host and port."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as error:
+        host, port = cparams.get("host"), cparams.get("port") or 5432
+        problem = error.strerror or str(error)
+        if isinstance(error, TimeoutError):
+            problem = "timed out"
+        elif isinstance(error, ConnectionRefusedError):
+            problem = "connection refused"
+        elif isinstance(error, socket.gaierror):
+            problem = f"cannot resolve the host name ({problem})"
+        elif isinstance(error, ssl.SSLError):
+            problem = f"TLS: {getattr(error, 'verify_message', None) or error.reason or error}"
+        raise DatabaseUnavailable(str(host) if host else None, int(port), problem) from error
 
 
 def configure_engine(engine: AsyncEngine) -> None:

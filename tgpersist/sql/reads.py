@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 
+from tgpersist.sql import pooler_settings
 from tgpersist.sql.engines import single_connection
 
 
@@ -137,9 +138,10 @@ class _AutocommitReader(Reader):
 
 def reader_for(engine: AsyncEngine) -> Reader | None:
     """The single-statement reader for `engine`; None for in-memory SQLite, whose one shared
-    connection may be inside another coroutine's transaction (reads must then take turns)."""
-    if single_connection(engine):
-        return None
+    connection may be inside another coroutine's transaction (reads must then take turns), and for
+    an engine with per-transaction settings (`pooler_settings`)."""
+    if single_connection(engine) or pooler_settings.settings_of(engine):
+        return None  # in pooler mode, settings of the URL need a transaction to travel in
     if engine.dialect.name == "sqlite":
         return _SqliteReader(engine)
     return _AutocommitReader(engine)

@@ -38,15 +38,19 @@ def find_bindir() -> Path:
     raise PostgresUnavailable("no initdb found: install PostgreSQL (apt-get install postgresql)")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
-def temporary_server() -> Iterator[str]:
-    """Start a server; yield an asyncpg URL of its `postgres` database; stop and delete it afterwards."""
+def temporary_server(*, ssl: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """Start a server; yield an asyncpg URL of its `postgres` database; stop and delete it afterwards.
+
+    `ssl=(certificate file, key file)` also serves TLS with that certificate (`ssl=on`).
+    """
     bindir = find_bindir()
     as_root = os.geteuid() == 0
     prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
@@ -57,7 +61,7 @@ def temporary_server() -> Iterator[str]:
     if as_root:
         shutil.chown(workdir, "postgres")
         shutil.chown(sockets, "postgres")
-    port = _free_port()
+    port = free_port()
     log = workdir / "server.log"
 
     def run(*args: str) -> None:
@@ -71,6 +75,8 @@ def temporary_server() -> Iterator[str]:
         f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={sockets} "
         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
     )
+    if ssl is not None:
+        options += " " + _ssl_options(workdir, *ssl, owner="postgres" if as_root else None)
     try:
         run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start")
         yield f"postgresql+asyncpg://{user}@127.0.0.1:{port}/postgres"
@@ -83,6 +89,19 @@ def temporary_server() -> Iterator[str]:
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+def _ssl_options(workdir: Path, certificate: Path, key: Path, *, owner: str | None) -> str:
+    """Copy the server's certificate and key where the server user may read them (the key 0600, as
+    PostgreSQL demands) and return the `-c` options that switch TLS on."""
+    cert_copy, key_copy = workdir / "server.crt", workdir / "server.key"
+    shutil.copyfile(certificate, cert_copy)
+    shutil.copyfile(key, key_copy)
+    key_copy.chmod(0o600)
+    if owner is not None:
+        shutil.chown(cert_copy, owner)
+        shutil.chown(key_copy, owner)
+    return f"-c ssl=on -c ssl_cert_file={cert_copy} -c ssl_key_file={key_copy}"
 
 
 @contextlib.contextmanager
