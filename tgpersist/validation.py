@@ -253,7 +253,7 @@ def read_back(session: str, build: Callable[..., T], *args: Any, field: str = "r
         return build(*args, **kwargs)
     except InvalidArgument as error:
         raise UnreadableRow(session, error.field, error.problem) from None
-    except (ValueError, OverflowError, RecursionError, TypeError) as error:
+    except (ValueError, OverflowError, RecursionError, TypeError, LookupError) as error:
         raise UnreadableRow(session, field, type(error).__name__) from None
 
 
