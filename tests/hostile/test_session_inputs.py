@@ -176,3 +176,9 @@ async def test_session_files_with_mutated_rows(
     if isinstance(result, ImportResult):
         stored = await store.account(name).session.load()
         assert stored == read_session_file(path, name).session
+
+
+@pytest.mark.parametrize("path", [None, 3, b"/tmp/x.session", "bad\x00name.session", ["x"]])
+async def test_what_is_no_path_is_an_invalid_argument(store: Store, path: Any) -> None:
+    result = await unchanged_unless_accepted(store, import_session_file(store, path, "p"))
+    assert isinstance(result, InvalidArgument) and result.field == "path", repr(result)

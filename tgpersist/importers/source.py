@@ -13,7 +13,7 @@ import sqlite3
 import stat
 from pathlib import Path
 
-from tgpersist.errors import UnsupportedSessionFile
+from tgpersist.errors import InvalidArgument, UnsupportedSessionFile
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: Larger files are refused: the whole file is held in memory while it is read.
@@ -33,6 +33,10 @@ _KINDS = (
 def open_regular_file(path: str | Path) -> int:
     """A read-only descriptor of the regular file at `path` (caller closes it); never blocks on a FIFO
     or device: it is opened with O_NONBLOCK and checked with fstat before anything is read."""
+    if not isinstance(path, str | os.PathLike) or isinstance(os.fspath(path), bytes):
+        raise InvalidArgument("path", f"expected a file path, got {type(path).__name__}")
+    if "\x00" in os.fspath(path):
+        raise InvalidArgument("path", "contains a NUL character")
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
