@@ -12,12 +12,24 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy.engine.url import make_url
 
 import tgpersist
 from tgpersist.testing.postgres import server_url
 
 BACKENDS = ("sqlite", "postgresql")
+
+# Property-based tests: a few seconds each by default; `--hypothesis-profile=long` for a deeper run.
+# Examples share a function-scoped store on purpose (each one cleans up or uses fresh names).
+_HYPOTHESIS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    "database": None,  # no .hypothesis directory left in the worktree or on CI
+}
+settings.register_profile("tgpersist", max_examples=25, **_HYPOTHESIS)
+settings.register_profile("long", max_examples=1000, **_HYPOTHESIS)
+settings.load_profile("tgpersist")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

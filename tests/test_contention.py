@@ -27,12 +27,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event, update
 from sqlalchemy.engine.url import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import tgpersist
 from tgpersist import ChannelState, Conversation, Peer, PeerType, Session, UpdateState
 from tgpersist.database import Database
+from tgpersist.errors import ConstraintViolation
 from tgpersist.sql import errors
 
 ACCOUNT = "bot"
@@ -398,8 +399,8 @@ async def test_other_errors_are_not_retried(db_url: str) -> None:
                 calls += 1
                 await conn.execute(sessions.insert().values(name=ACCOUNT, test_mode=False))  # duplicate
 
-            with pytest.raises(IntegrityError) as info:
+            with pytest.raises(ConstraintViolation) as info:
                 await Database(engine, store.models).run(work, write=True)
-            assert calls == 1 and not errors.is_retryable(info.value)
+            assert calls == 1 and not errors.is_retryable(info.value.driver_error.value)
     finally:
         await engine.dispose()

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 import tgpersist
 from tests.test_migrate import HEAD, OUR_TABLES, REPO, on_db, run, table_names, venv_bin, version_rows
 from tgpersist import InvalidArgument, Peer, PeerType, Session, migrate
+from tgpersist.errors import ConstraintViolation
 
 EXAMPLE = REPO / "examples" / "host_app"
 sys.path.insert(0, str(EXAMPLE))
@@ -131,8 +132,9 @@ async def test_a_failed_tgpersist_write_leaves_the_host_transaction_usable(shop:
         await write_everything(db, shop.store, "alice")
         acct = shop.store.account("alice", session=db)
         # shop_bots references the session with ON DELETE RESTRICT: this write fails ...
-        with pytest.raises(IntegrityError):
+        with pytest.raises(ConstraintViolation) as info:  # names table and constraint, no values
             await acct.session.delete()
+        assert info.value.kind == "foreign_key"
         # ... inside its SAVEPOINT only: the host's transaction goes on, with everything it had.
         await acct.peers.save(Peer(102, PeerType.USER, access_hash=6, username="carol"))
         db.add(Customer(email="second@example.com"))
@@ -247,7 +249,7 @@ async def test_example_way_a_our_branch_beside_the_hosts(db_url: str) -> None:
 
     async with await tgpersist.open_store(db_url) as store:  # at head: open_store is happy
         acct = store.account("shop-bot-1")
-        with pytest.raises(IntegrityError):
+        with pytest.raises(ConstraintViolation):
             await acct.session.delete()  # the host's bot still points at it (RESTRICT)
 
     # Tear down in reverse order: the host's history first, then ours; nothing else is touched.

@@ -82,11 +82,15 @@ class Database:
                 return await attempt_once()
             except DBAPIError as error:
                 if attempt >= self.retries or not errors.is_retryable(error):
-                    raise
+                    public = errors.public_error(error)
+                    if public is error:
+                        raise
+                    break  # raised below, outside this handler: the driver error is not its context
                 attempt += 1
                 delay = min(0.5, 0.005 * 2**attempt) * (0.5 + random.random())
                 log.debug("retrying transaction after %s (attempt %d)", type(error.orig).__name__, attempt)
                 await asyncio.sleep(delay)
+        raise public
 
     async def fetch(self, query: reads.CompiledRead, values: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of one SELECT, read outside a transaction where the dialect allows (a lone
@@ -122,7 +126,10 @@ class JoinedDatabase(Database):
         self.peer_caches = base.peer_caches
 
     async def run(self, work: Work[T], *, write: bool) -> T:
-        if not write:
-            return await work(await self.session.connection())
-        async with self.session.begin_nested():
-            return await work(await self.session.connection())
+        async def once() -> T:
+            if not write:
+                return await work(await self.session.connection())
+            async with self.session.begin_nested():
+                return await work(await self.session.connection())
+
+        return await self._retrying(once)  # retries=0: only translates a refused row's error

@@ -79,3 +79,61 @@ class DatabaseUnavailable(TgPersistError):
         self.outcome_unknown = outcome_unknown
         where = f"{host}:{port}" if port is not None else (host or "the database")
         super().__init__(f"database at {where} is unavailable: {problem}")
+
+
+class UnreadableRow(TgPersistError):
+    """A stored value cannot be read back (written by an older version, or by hand): `session` and
+    `field` say where, `problem` what is wrong; the value itself is not shown."""
+
+    def __init__(self, session: str, field: str, problem: str) -> None:
+        self.session = session
+        self.field = field
+        self.problem = problem
+        super().__init__(f"session {session!r}: stored {field} cannot be read: {problem}")
+
+
+class Concealed:
+    """Holds a value (a driver error whose text may carry row values) without showing it: its repr and
+    str name only the type. `value` gives the value itself to code that asks for it on purpose."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"<concealed {type(self.value).__name__}>"
+
+    __str__ = __repr__
+
+
+class DatabaseRejected(TgPersistError):
+    """The database refused a write. The message names table and constraint or column, never a value;
+    the driver's error (whose text may hold row values, secrets included) is `driver_error.value`."""
+
+    def __init__(self, message: str, driver_error: object) -> None:
+        self.driver_error = Concealed(driver_error)
+        super().__init__(message)
+
+
+class ConstraintViolation(DatabaseRejected):
+    """A row broke a constraint: `kind` is check, unique, not_null, foreign_key or exclusion."""
+
+    def __init__(self, table: str | None, constraint: str | None, kind: str, driver_error: object) -> None:
+        self.table = table
+        self.constraint = constraint
+        self.kind = kind
+        where = f"table {table}" if table else "a table"
+        name = f" {constraint}" if constraint else ""
+        super().__init__(f"{where}: {kind} constraint{name} violated", driver_error)
+
+
+class DataRejected(DatabaseRejected):
+    """The database refused a value (out of range, too long, malformed): `problem` says which kind."""
+
+    def __init__(self, table: str | None, column: str | None, problem: str, driver_error: object) -> None:
+        self.table = table
+        self.column = column
+        self.problem = problem
+        where = ".".join(part for part in (table, column) if part) or "a value"
+        super().__init__(f"{where}: rejected by the database: {problem}", driver_error)

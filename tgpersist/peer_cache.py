@@ -27,7 +27,7 @@ from sqlalchemy.orm import SessionTransaction
 
 from tgpersist.domain import Peer
 from tgpersist.errors import InvalidArgument
-from tgpersist.validation import phone_key
+from tgpersist.validation import check_seconds, phone_key
 
 #: Peers kept per account by default: with typical fields about 0.6 KB each (the `Peer` objects about
 #: 450 bytes, the cache's own structures about 150), so at most ~30 MB per account (see the README).
@@ -228,11 +228,7 @@ class PeerCaches:
 def _seconds(ttl: float | timedelta | None) -> float | None:
     if ttl is None:
         return None
-    if isinstance(ttl, timedelta):
-        ttl = ttl.total_seconds()
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
-        raise InvalidArgument("peer_cache_ttl", "must be a positive number of seconds, or None (no expiry)")
-    return float(ttl)
+    return check_seconds("peer_cache_ttl", ttl)  # finite, positive, bounded; None means no expiry
 
 
 def clear_when_host_ends(session: AsyncSession, cache: PeerCache) -> None:

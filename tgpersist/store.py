@@ -29,6 +29,7 @@ from tgpersist.repositories import (
 )
 from tgpersist.repositories.files import SentFileRepository
 from tgpersist.sql import engines
+from tgpersist.validation import check_int
 
 DEFAULT_URL = "sqlite+aiosqlite:///tgpersist.db"
 
@@ -72,6 +73,7 @@ class Store:
         engine = bind.kw.get("bind") if isinstance(bind, async_sessionmaker) else bind
         if not isinstance(engine, AsyncEngine):
             raise InvalidArgument("bind", "expected an AsyncEngine or an async_sessionmaker bound to one")
+        check_int("retries", retries, 0, 1000)
         self.placement = Placement(prefix=prefix, schema=schema)
         if schema is not None and engines.name_of(engine) != "postgresql":
             raise InvalidArgument("schema", "a schema placement needs PostgreSQL")

@@ -6,10 +6,15 @@ Checks run when a domain value is constructed, so a value that exists is a value
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
-from typing import Any
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
-from tgpersist.errors import InvalidArgument
+from tgpersist.errors import InvalidArgument, UnreadableRow
+
+T = TypeVar("T")
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -18,6 +23,12 @@ AUTH_KEY_LENGTH = 256
 MAX_TEXT = 1024
 MAX_NAME = 255
 MAX_BLOB = 16 * 1024 * 1024
+#: The longest duration any argument may give (TTLs, leases, delays): ten years, in seconds. Longer
+#: ones are mistakes (a millisecond timestamp passed as seconds) that would overflow dates later.
+MAX_SECONDS = 10 * 365 * 24 * 3600
+#: JSON data (conversation state) may nest this deep and hold this many values in all.
+MAX_JSON_DEPTH = 64
+MAX_JSON_ITEMS = 100_000
 
 _USERNAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 _PHONE = re.compile(r"\+?[0-9][0-9 ]{0,31}")
@@ -154,3 +165,109 @@ def check_phone(field: str, value: Any) -> str:
 def phone_key(phone: str) -> str:
     """What phone lookups compare: the digits only."""
     return "".join(c for c in phone if c.isdigit())
+
+
+def check_seconds(field: str, value: Any, *, zero: bool = False, maximum: float = MAX_SECONDS) -> float:
+    """A duration in seconds (a number or a `timedelta`): finite, positive (or zero if `zero`), and at
+    most `maximum` (default `MAX_SECONDS`); returned as float seconds."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgument(field, f"expected seconds or a timedelta, got {type(value).__name__}")
+    else:
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
+    if not math.isfinite(seconds):
+        raise InvalidArgument(field, "must be a finite number of seconds")
+    if seconds < 0 or (seconds == 0 and not zero):
+        raise InvalidArgument(field, "must not be negative" if zero else "must be positive")
+    if seconds > maximum:
+        raise InvalidArgument(field, f"{seconds:g} seconds is more than the maximum of {maximum:g}")
+    return seconds
+
+
+def check_duration(field: str, value: Any, *, zero: bool = False, maximum: float = MAX_SECONDS) -> timedelta:
+    """`check_seconds` as a `timedelta`."""
+    return timedelta(seconds=check_seconds(field, value, zero=zero, maximum=maximum))
+
+
+#: Timestamps must leave this much room to datetime's limits, so that adding a duration of at most
+#: `MAX_SECONDS` or converting between time zones never overflows.
+_DATETIME_MARGIN = timedelta(days=1)
+
+
+def check_datetime(field: str, value: Any) -> datetime:
+    """A `datetime` (naive ones are taken as UTC) between years 1 and 9999 with a day to spare,
+    returned in UTC."""
+    if not isinstance(value, datetime):
+        raise InvalidArgument(field, f"expected a datetime, got {type(value).__name__}")
+    try:
+        utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        ok = datetime.min.replace(tzinfo=UTC) + _DATETIME_MARGIN <= utc
+        ok = ok and utc <= datetime.max.replace(tzinfo=UTC) - _DATETIME_MARGIN
+    except (OverflowError, ValueError):
+        ok = False
+    if not ok:
+        raise InvalidArgument(field, "is outside the range of dates that can be stored")
+    return utc
+
+
+def check_json(
+    field: str,
+    value: Any,
+    *,
+    max_depth: int = MAX_JSON_DEPTH,
+    max_items: int = MAX_JSON_ITEMS,
+    max_chars: int,
+) -> None:
+    """JSON-able data nested at most `max_depth` deep, with at most `max_items` values and `max_chars`
+    characters of text in all. Walked without recursion, so no input can raise `RecursionError`."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    items = chars = 0
+    while stack:
+        node, depth = stack.pop()
+        items += 1
+        if items > max_items:
+            raise InvalidArgument(field, f"holds more than {max_items} values")
+        if isinstance(node, str):
+            chars += len(node)
+        elif isinstance(node, list | tuple | dict):
+            if depth >= max_depth:
+                raise InvalidArgument(field, f"nests deeper than {max_depth} levels")
+            if isinstance(node, dict):
+                for key, item in node.items():
+                    chars += len(key) if isinstance(key, str) else 0
+                    stack.append((item, depth + 1))
+            else:
+                stack.extend((item, depth + 1) for item in node)
+        if chars > max_chars:
+            raise InvalidArgument(field, f"holds more than {max_chars} characters of text")
+
+
+def read_back(session: str, build: Callable[..., T], *args: Any, field: str = "row", **kwargs: Any) -> T:
+    """`build(*args, **kwargs)` on values read from the database, a failed check reported as
+    `UnreadableRow` naming the session and the field (a row written by an older version or by hand)."""
+    try:
+        return build(*args, **kwargs)
+    except InvalidArgument as error:
+        raise UnreadableRow(session, error.field, error.problem) from None
+    except (ValueError, OverflowError, RecursionError, TypeError, LookupError) as error:
+        raise UnreadableRow(session, field, type(error).__name__) from None
+
+
+def error_text(field: str, error: Any, limit: int) -> str:
+    """An error message to store: a string, or an exception as `Type: message`; cut to its first
+    `limit` characters, NUL and lone surrogates (which no database stores) replaced with U+FFFD."""
+    if isinstance(error, BaseException):
+        try:
+            text = str(error)
+        except Exception:  # a hostile __str__ must not stop a worker from recording the failure
+            text = "<unprintable>"
+        message = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    elif isinstance(error, str):
+        message = str(error)
+    else:
+        raise InvalidArgument(field, f"expected a string or an exception, got {type(error).__name__}")
+    return "".join("\ufffd" if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in message[:limit])

@@ -7,6 +7,7 @@ from typing import Any
 
 from tgpersist.cli.common import CommandError, add_url, open_store
 from tgpersist.domain import Session
+from tgpersist.errors import UnreadableRow
 from tgpersist.repositories.lease import LeaseInfo
 
 
@@ -51,8 +52,11 @@ async def list_sessions(args: argparse.Namespace) -> int:
         for name in await store.list_sessions():
             account = store.account(name)
             session = await account.session.load()
-            holder = await account.session.holder()
-            print(f"{name}\t{describe(session) if session else '-'}\t{describe_lease(holder)}")
+            try:
+                lease = describe_lease(await account.session.holder())
+            except UnreadableRow as error:
+                lease = f"unreadable lease ({error.problem}; the next acquire takes it over)"
+            print(f"{name}\t{describe(session) if session else '-'}\t{lease}")
     return 0
 
 

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from tgpersist import validation as v
-from tgpersist.clock import as_utc
 from tgpersist.errors import InvalidArgument
 
 MAX_DATA = 1024 * 1024
@@ -20,6 +19,7 @@ def encode_data(data: Any) -> tuple[str | None, bytes | None]:
         return None, None
     if isinstance(data, bytes | bytearray | memoryview):
         return "bytes", v.check_bytes("data", data, MAX_DATA)
+    v.check_json("data", data, max_chars=MAX_DATA)
     try:
         encoded = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
@@ -70,6 +70,4 @@ class Conversation:
         v.check_optional_text("step", self.step, v.MAX_TEXT)
         encode_data(self.data)
         if self.expires_at is not None:
-            if not isinstance(self.expires_at, datetime):
-                raise InvalidArgument("expires_at", "expected a datetime")
-            object.__setattr__(self, "expires_at", as_utc(self.expires_at))
+            object.__setattr__(self, "expires_at", v.check_datetime("expires_at", self.expires_at))

@@ -11,8 +11,9 @@ import sqlite3
 from pathlib import Path
 
 from tgpersist.errors import UnsupportedSessionFile
+from tgpersist.importers.source import SQLITE_MAGIC, read_sqlite_snapshot
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
+__all__ = ["SQLITE_MAGIC", "FileFormat", "detect", "open_readonly"]
 
 #: Tables each client always has (Telethon: `version` holds a `version` column, Pyrogram: `number`).
 TELETHON_TABLES = frozenset({"version", "sessions", "entities"})
@@ -28,25 +29,8 @@ Schema = dict[str, frozenset[str]]
 
 
 def open_readonly(path: str | Path) -> sqlite3.Connection:
-    """A read-only connection to an existing SQLite file (checked by its header first)."""
-    file = Path(path)
-    try:
-        with file.open("rb") as handle:
-            header = handle.read(len(SQLITE_MAGIC))
-    except FileNotFoundError:
-        raise UnsupportedSessionFile(f"{file}: no such file") from None
-    except IsADirectoryError:
-        raise UnsupportedSessionFile(f"{file}: is a directory") from None
-    except OSError as error:
-        raise UnsupportedSessionFile(f"{file}: cannot be read ({error.strerror or error})") from None
-    if not header:
-        raise UnsupportedSessionFile(f"{file}: the file is empty")
-    if header != SQLITE_MAGIC:
-        raise UnsupportedSessionFile(f"{file}: not an SQLite database")
-    try:
-        return sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as error:
-        raise UnsupportedSessionFile(f"{file}: cannot be opened ({error})") from None
+    """A query-only, in-memory copy of the SQLite file at `path` (see `source.read_sqlite_snapshot`)."""
+    return read_sqlite_snapshot(path)
 
 
 def schema_of(conn: sqlite3.Connection) -> Schema:
@@ -84,8 +68,22 @@ def detect(path: str | Path) -> FileFormat:
 def read_schema(conn: sqlite3.Connection, path: str | Path) -> Schema:
     try:
         return schema_of(conn)
-    except sqlite3.Error as error:
-        raise UnsupportedSessionFile(f"{path}: not a readable SQLite database ({error})") from None
+    except UNREADABLE as error:
+        raise unreadable(path, error, "not a readable SQLite database") from None
+
+
+#: What reading a damaged or hand-made file can raise: SQLite's errors, undecodable text, numbers
+#: that do not fit, values of a type the layout does not allow.
+UNREADABLE = (sqlite3.Error, UnicodeError, OverflowError, ValueError, TypeError)
+
+
+def unreadable(
+    path: str | Path, error: BaseException, what: str = "cannot be read"
+) -> UnsupportedSessionFile:
+    """`UnsupportedSessionFile` for an `UNREADABLE` error met reading `path`: its kind and first line."""
+    text = str(error).splitlines()[0][:200] if str(error) else ""
+    detail = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return UnsupportedSessionFile(f"{path}: {what} ({detail})")
 
 
 def unknown_schema(path: str | Path, schema: Schema) -> UnsupportedSessionFile:

@@ -6,6 +6,7 @@ becomes `UnsupportedSessionFile` naming the file, the table and the row (never a
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 from tgpersist.domain import Peer, PeerKind, PeerType, Session
 from tgpersist.domain.peer import from_dialog_id
 from tgpersist.errors import InvalidArgument, UnsupportedSessionFile
-from tgpersist.importers.detect import open_readonly
+from tgpersist.importers.detect import UNREADABLE, open_readonly, unreadable
 
 T = TypeVar("T")
 
@@ -31,6 +32,14 @@ def build(path: str | Path, where: str, factory: Callable[..., T], **fields: Any
 def number(value: Any) -> Any:
     """Whole-number REALs (Telethon writes `datetime.timestamp()`) as ints; anything else unchanged."""
     if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def truncated(value: Any) -> Any:
+    """A finite REAL cut to an int (a timestamp with a fraction); anything else (Infinity, NaN, text)
+    unchanged, for validation to reject."""
+    if isinstance(value, float) and math.isfinite(value):
         return int(value)
     return value
 
@@ -69,11 +78,13 @@ def make_session(path: str | Path, **fields: Any) -> Session:
 
 @contextmanager
 def reading(path: str | Path) -> Iterator[None]:
-    """Report SQLite errors met while reading (a damaged or odd file) as `UnsupportedSessionFile`."""
+    """Report errors met while reading (a damaged or odd file) as `UnsupportedSessionFile`."""
     try:
         yield
-    except sqlite3.Error as error:
-        raise UnsupportedSessionFile(f"{path}: cannot be read ({error})") from None
+    except UNREADABLE as error:
+        if isinstance(error, InvalidArgument):
+            raise UnsupportedSessionFile(f"{path}: {error}") from None
+        raise unreadable(path, error) from None
 
 
 def read_file(path: str | Path, name: str, parse: Callable[[sqlite3.Connection, str | Path, str], T]) -> T:

@@ -27,6 +27,7 @@ from tgpersist.importers.rows import (
     read_file,
     split_dialog_id,
     text,
+    truncated,
 )
 from tgpersist.importers.snapshot import SessionSnapshot
 from tgpersist.repositories.files import SentFile
@@ -158,7 +159,7 @@ def _update_state(
                 UpdateState,
                 pts=number(pts) or 0,
                 qts=number(qts) or 0,
-                date=int(date) if isinstance(date, float) else (date or 0),
+                date=truncated(date) if date is not None else 0,
                 seq=number(seq) or 0,
             )
         elif isinstance(entity_id, int) and entity_id > 0:

@@ -15,7 +15,7 @@ from tgpersist.domain.conversation import decode_data, encode_data
 from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.scope import Scope
 from tgpersist.sql import statements
-from tgpersist.validation import MAX_NAME, check_int, check_text
+from tgpersist.validation import MAX_NAME, check_int, check_text, read_back
 
 KEY = ("session_name", "chat_id", "user_id", "thread_id", "namespace")
 
@@ -66,7 +66,7 @@ class ConversationRepository:
             return (await conn.execute(stmt)).first()
 
         row = await self._scope.read(work)
-        return None if row is None else self._to_domain(row)
+        return None if row is None else read_back(self._scope.name, self._to_domain, row, field="data")
 
     async def list(self, chat_id: int | None = None) -> list[Conversation]:
         """Live conversations of the account (optionally of one chat), in key order."""
@@ -77,7 +77,8 @@ class ConversationRepository:
         stmt = stmt.order_by(t.c.chat_id, t.c.user_id, t.c.thread_id, t.c.namespace)
 
         async def work(conn: AsyncConnection) -> builtins.list[Conversation]:
-            return [self._to_domain(row) for row in await conn.execute(stmt)]
+            rows = await conn.execute(stmt)
+            return [read_back(self._scope.name, self._to_domain, row, field="data") for row in rows]
 
         return await self._scope.read(work)
 

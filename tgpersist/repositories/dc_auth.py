@@ -14,7 +14,7 @@ from tgpersist.encryption import KeyLocation
 from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.scope import Scope
 from tgpersist.sql import statements
-from tgpersist.validation import check_bool, check_int
+from tgpersist.validation import INT32_MAX, check_bool, check_int, read_back
 
 FIELDS = ("dc_id", "media_only", "auth_key", "server_salt", "ipv4", "ipv6", "port", "test_mode")
 
@@ -46,7 +46,7 @@ class DcAuthRepository:
         await self._scope.write(work, fence=self._scope.fence(token))
 
     async def load(self, dc_id: int, *, media_only: bool = False) -> DcAuth | None:
-        check_int("dc_id", dc_id)
+        check_int("dc_id", dc_id, -INT32_MAX - 1, INT32_MAX)  # what the column can hold
         check_bool("media_only", media_only)
         t = self._table
         stmt = self._select().where(t.c.dc_id == dc_id, t.c.media_only == media_only)
@@ -59,7 +59,8 @@ class DcAuthRepository:
         return await self._scope.read(lambda conn: self._fetch(conn, stmt))
 
     async def delete(self, dc_id: int, *, media_only: bool = False) -> bool:
-        check_int("dc_id", dc_id)
+        check_int("dc_id", dc_id, -INT32_MAX - 1, INT32_MAX)  # what the column can hold
+        check_bool("media_only", media_only)
         t = self._table
         stmt = delete(t).where(
             t.c.session_name == self._scope.name, t.c.dc_id == dc_id, t.c.media_only == media_only
@@ -86,4 +87,4 @@ class DcAuthRepository:
     def _to_domain(self, values: dict[str, Any]) -> DcAuth:
         where = self._where(values["dc_id"], values["media_only"])
         values["auth_key"] = self._scope.cipher.unseal(values["auth_key"], values.pop("auth_key_id"), where)
-        return DcAuth(**values)
+        return read_back(self._scope.name, DcAuth, **values)

@@ -21,11 +21,11 @@ from sqlalchemy import ColumnElement, Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tgpersist.database import JoinedDatabase
-from tgpersist.errors import InvalidArgument, LeaseLost, SessionBusy
+from tgpersist.errors import InvalidArgument, LeaseLost, SessionBusy, UnreadableRow
 from tgpersist.repositories.queue import default_owner
 from tgpersist.repositories.scope import Scope
 from tgpersist.sql import statements
-from tgpersist.validation import check_name
+from tgpersist.validation import MAX_SECONDS, check_name, check_seconds
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,19 @@ def _as_datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
+def _stored_expiry(session: str, epoch: Any) -> datetime:
+    """A `lease_expires` read from the database; `UnreadableRow` if it is no time (say, written by
+    hand or an older version with a huge ttl). `acquire` takes such a lease over (see `_Statements`)."""
+    try:
+        if not isinstance(epoch, int | float) or not math.isfinite(epoch):
+            raise ValueError("not a finite number")
+        return _as_datetime(epoch)
+    except (ValueError, OverflowError, OSError) as error:
+        raise UnreadableRow(session, "lease_expires", f"not a time ({error})") from None
+
+
 def _seconds(field: str, value: Any, *, zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidArgument(field, "expected a finite number of seconds")
-    if value < 0 or (value == 0 and not zero):
-        raise InvalidArgument(field, "must be positive" if not zero else "must not be negative")
-    return float(value)
+    return check_seconds(field, value, zero=zero)
 
 
 class _Statements:
@@ -75,9 +82,13 @@ class _Statements:
         return self.table.c.name == self.scope.name
 
     def acquire(self, owner: str, ttl: float) -> Any:
-        """Take the lease if nobody holds it or it expired; bump the token. Only lease columns change."""
+        """Take the lease if nobody holds it, it expired or its expiry is unreadable (further ahead than
+        any ttl can reach: written by hand or an older version); bump the token. Only lease columns change."""
         t = self.table
-        free = or_(t.c.lease_owner.is_(None), t.c.lease_expires.is_(None), t.c.lease_expires <= self.now)
+        unreadable = t.c.lease_expires > self.now + MAX_SECONDS  # also NaN and Infinity (PostgreSQL)
+        free = or_(
+            t.c.lease_owner.is_(None), t.c.lease_expires.is_(None), t.c.lease_expires <= self.now, unreadable
+        )
         return (
             update(t)
             .where(self._row(), free)
@@ -333,7 +344,9 @@ class SessionLeases:
             row = (await conn.execute(stmt)).first()
             if row is None:
                 return None
-            return LeaseInfo(row.lease_owner, row.lease_token, _as_datetime(row.lease_expires))
+            return LeaseInfo(
+                row.lease_owner, row.lease_token, _stored_expiry(self._scope.name, row.lease_expires)
+            )
 
         return await self._scope.read(work)
 

@@ -36,7 +36,7 @@ from tgpersist.models import Models
 from tgpersist.peer_cache import PeerCache, clear_when_host_ends
 from tgpersist.repositories.scope import Scope
 from tgpersist.sql import bulk, errors, reads, statements
-from tgpersist.validation import check_phone, check_text, phone_key
+from tgpersist.validation import check_phone, check_text, phone_key, read_back
 
 T = TypeVar("T")
 
@@ -514,7 +514,7 @@ class PeerRepository:
         stmt = self._sql.select().where(self._peers.c.session_name == self._scope.name)
 
         async def work(conn: AsyncConnection) -> builtins.list[Peer]:
-            return fold(await conn.execute(stmt))
+            return read_back(self._scope.name, fold, await conn.execute(stmt), field="peer row")
 
         return await self._scope.read(work)
 
@@ -553,7 +553,7 @@ class PeerRepository:
         cache = self._cache
         token = None if cache is None else cache.token()
         values["session_name"] = self._scope.name
-        found = fold(await self._scope.db.fetch(query, values))
+        found = read_back(self._scope.name, fold, await self._scope.db.fetch(query, values), field="peer row")
         if not found:
             return None
         peer = found[0]

@@ -39,7 +39,14 @@ from tgpersist.domain.updates import MAX_ERROR
 from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.scope import Scope
 from tgpersist.sql import statements
-from tgpersist.validation import INT32_MAX, check_int, check_name, check_text
+from tgpersist.validation import (
+    INT32_MAX,
+    check_duration,
+    check_int,
+    check_name,
+    check_seconds,
+    error_text,
+)
 
 #: Ids per statement in `ack_many` (well under SQLite's and asyncpg's parameter limits).
 ACK_CHUNK = 1000
@@ -56,9 +63,7 @@ class QueuePolicy:
 
     def __post_init__(self) -> None:
         for name in ("lease", "base_delay", "max_delay"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise InvalidArgument(name, "must be a positive number of seconds")
+            check_seconds(name, getattr(self, name))
         check_int("max_attempts", self.max_attempts, 1, INT32_MAX)
 
     def backoff(self, attempts: int) -> timedelta:
@@ -87,24 +92,12 @@ COLUMNS = (
 
 
 def _seconds(name: str, value: float | timedelta | None, default: float) -> timedelta:
-    if value is None:
-        return timedelta(seconds=default)
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgument(name, "expected seconds or a timedelta")
-    else:
-        seconds = float(value)
-    if seconds < 0:
-        raise InvalidArgument(name, "must not be negative")
-    return timedelta(seconds=seconds)
+    """A delay or lease length: finite, not negative, at most `validation.MAX_SECONDS`."""
+    return timedelta(seconds=default) if value is None else check_duration(name, value, zero=True)
 
 
 def _positive_seconds(name: str, value: float | timedelta | None, default: float) -> timedelta:
-    seconds = _seconds(name, value, default)
-    if seconds <= timedelta(0):
-        raise InvalidArgument(name, "must be positive")
-    return seconds
+    return timedelta(seconds=default) if value is None else check_duration(name, value)
 
 
 class DurableQueue:
@@ -265,14 +258,14 @@ class DurableQueue:
     ) -> bool:
         """Handling failed: keep the error, retry after a backoff, or dead-letter after max_attempts.
 
-        An exception is stored as `Type: message`, cut to the first 4096 characters. With `owner`, only
+        An exception is stored as `Type: message`; any error is cut to its first 4096 characters
+        (NUL and lone surrogates, which no database stores, become U+FFFD). With `owner`, only
         while that owner holds the update's lease. False if not queued (or not held by `owner`).
         """
         check_name("update_id", update_id)
         if owner is not None:
             check_name("owner", owner)
-        message = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error
-        message = check_text("error", message, 1 << 20)[:MAX_ERROR]
+        message = error_text("error", error, MAX_ERROR)
         explicit = None if retry_in is None else _seconds("retry_in", retry_in, 0)
         queue = self._queue
         key = self._key(update_id)

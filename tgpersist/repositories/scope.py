@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tgpersist.clock import utcnow
 from tgpersist.database import Database, Work
 from tgpersist.encryption import AuthKeyCipher
-from tgpersist.errors import LeaseLost
+from tgpersist.errors import ConstraintViolation, LeaseLost
 from tgpersist.models import Models
 from tgpersist.sql import errors, statements
 from tgpersist.validation import check_int, check_name
@@ -61,7 +61,7 @@ class Scope:
 
         try:
             result = await self.db.run(with_session, write=True)
-        except IntegrityError as error:
+        except (IntegrityError, ConstraintViolation) as error:
             if fence is not None or not errors.is_missing_parent(error):
                 raise
             # Deleted by someone else since we last looked (or between our insert-if-absent and the

@@ -16,6 +16,7 @@ from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.lease import SessionLeases
 from tgpersist.repositories.scope import Scope
 from tgpersist.sql import statements
+from tgpersist.validation import read_back
 
 #: Domain fields stored as columns of the same name.
 FIELDS = (
@@ -85,7 +86,7 @@ class SessionRepository(SessionLeases):
         values = row._asdict()
         key_id = values.pop("auth_key_id")
         values["auth_key"] = self._scope.cipher.unseal(values["auth_key"], key_id, self._where)
-        return Session(**values)
+        return read_back(self._scope.name, Session, **values)
 
     async def delete(self) -> bool:
         """Delete the session and, by cascade, every row scoped to it. True if it existed."""

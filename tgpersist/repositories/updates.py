@@ -14,21 +14,15 @@ from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.queue import DurableQueue, QueuePolicy
 from tgpersist.repositories.scope import Scope
 from tgpersist.sql import reads, statements
-from tgpersist.validation import MAX_NAME, check_int, check_text
+from tgpersist.validation import MAX_NAME, check_duration, check_int, check_text, read_back
 
 #: How long a dedup key is remembered by default (as the Go mtgo client does).
 DEFAULT_DEDUP_TTL = timedelta(minutes=30)
 
 
 def _ttl(value: timedelta | float | None) -> timedelta:
-    if value is None:
-        return DEFAULT_DEDUP_TTL
-    if isinstance(value, bool) or not isinstance(value, timedelta | int | float):
-        raise InvalidArgument("ttl", "expected seconds or a timedelta")
-    ttl = value if isinstance(value, timedelta) else timedelta(seconds=value)
-    if ttl <= timedelta(0):
-        raise InvalidArgument("ttl", "must be positive")
-    return ttl
+    """A dedup key's time to live: positive, finite, at most `validation.MAX_SECONDS`."""
+    return DEFAULT_DEDUP_TTL if value is None else check_duration("ttl", value)
 
 
 class UpdateRepository(DurableQueue):
@@ -73,7 +67,7 @@ class UpdateRepository(DurableQueue):
     # -- account-wide state -------------------------------------------------------------------
     async def load_state(self) -> UpdateState | None:
         rows = await self._scope.db.fetch(self._read_state, {"session_name": self._scope.name})
-        return UpdateState(*rows[0]) if rows else None
+        return read_back(self._scope.name, UpdateState, *rows[0]) if rows else None
 
     async def save_state(self, state: UpdateState, *, token: int | None = None) -> None:
         """Store the account's update state; under a lease, `LeaseLost` if the session was taken over."""

@@ -1,8 +1,15 @@
-"""Which driver errors mean what: retry the transaction, or a missing parent row."""
+"""Which driver errors mean what: retry the transaction, a missing parent row, or a refused value
+(`public_error`: the typed error that leaves tgpersist instead of the driver's, whose text may hold
+row values)."""
 
 from __future__ import annotations
 
+import re
+import sqlite3
+
 from sqlalchemy.exc import DBAPIError
+
+from tgpersist.errors import ConstraintViolation, DatabaseRejected, DataRejected
 
 #: SQLSTATEs after which re-running the whole transaction is the documented fix.
 _RETRY_SQLSTATES = {"40001", "40P01", "55P03"}
@@ -22,9 +29,75 @@ def is_retryable(error: BaseException) -> bool:
 
 def is_missing_parent(error: BaseException) -> bool:
     """A foreign-key violation: the row's session does not exist (any more)."""
+    if isinstance(error, ConstraintViolation):
+        return error.kind == "foreign_key"
     if not isinstance(error, DBAPIError):
         return False
     orig = error.orig
     if getattr(orig, "sqlstate", None) == "23503":
         return True
     return "foreign key constraint" in str(orig).lower()
+
+
+#: PostgreSQL integrity SQLSTATEs (class 23) and the kind of constraint each one means.
+_CONSTRAINT_KINDS = {
+    "23502": "not_null",
+    "23503": "foreign_key",
+    "23505": "unique",
+    "23514": "check",
+    "23P01": "exclusion",
+}
+#: PostgreSQL data exceptions (class 22): what went wrong, in words that carry no value.
+_DATA_PROBLEMS = {
+    "22001": "text too long for its column",
+    "22003": "number out of range",
+    "22007": "malformed date or time",
+    "22008": "date or time out of range",
+    "22021": "invalid byte sequence for the encoding",
+    "22P02": "malformed value for its type",
+    "22P05": "text the encoding cannot hold",
+}
+_SQLITE_KINDS = {"CHECK": "check", "UNIQUE": "unique", "NOT NULL": "not_null", "FOREIGN KEY": "foreign_key"}
+_SQLITE_CONSTRAINT = re.compile(r"(CHECK|UNIQUE|NOT NULL|FOREIGN KEY) constraint failed(?::\s*(\S+))?")
+_STATEMENT_TABLE = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+([\w.\"]+)", re.IGNORECASE)
+
+
+def public_error(error: DBAPIError) -> BaseException:
+    """What tgpersist raises for `error`: a `ConstraintViolation` or `DataRejected` naming only table,
+    constraint or column when the database refused a row or value, else `error` itself. Either way
+    `error.params` (raw values) is cleared when its engine hides parameters."""
+    if error.hide_parameters:
+        error.params = None
+    return _rejection(error) or error
+
+
+def _rejection(error: DBAPIError) -> DatabaseRejected | None:
+    orig = error.orig
+    driver = getattr(orig, "__cause__", None) or orig  # asyncpg's own exception behind the adapter
+    sqlstate = getattr(driver, "sqlstate", None) or getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        table = getattr(driver, "table_name", None) or _table_of(error.statement)
+        if sqlstate in _CONSTRAINT_KINDS:
+            constraint = getattr(driver, "constraint_name", None)
+            return ConstraintViolation(table, constraint, _CONSTRAINT_KINDS[sqlstate], error)
+        if sqlstate.startswith("22"):
+            problem = _DATA_PROBLEMS.get(sqlstate, f"invalid data (SQLSTATE {sqlstate})")
+            return DataRejected(table, getattr(driver, "column_name", None), problem, error)
+        return None
+    if isinstance(orig, sqlite3.IntegrityError):
+        found = _SQLITE_CONSTRAINT.search(str(orig))
+        kind = _SQLITE_KINDS[found.group(1)] if found else "integrity"
+        named = found.group(2) if found else None
+        table, _, column = (named or "").partition(".")
+        if column:  # UNIQUE/NOT NULL name table.column; CHECK names the constraint
+            return ConstraintViolation(table, column, kind, error)
+        return ConstraintViolation(_table_of(error.statement), named, kind, error)
+    if isinstance(orig, sqlite3.DataError):
+        return DataRejected(_table_of(error.statement), None, str(orig).splitlines()[0][:100], error)
+    return None
+
+
+def _table_of(statement: str | None) -> str | None:
+    """The table an INSERT, UPDATE or DELETE writes to."""
+    found = _STATEMENT_TABLE.match(statement or "")
+    return found.group(1).replace('"', "") if found else None

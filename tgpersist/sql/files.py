@@ -6,6 +6,7 @@ import logging
 import os
 import stat
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -15,11 +16,55 @@ log = logging.getLogger(__name__)
 
 
 def sqlite_file(url: URL) -> str | None:
-    """The file a SQLite URL names; None for an in-memory or URI-style (`file:...`) database."""
+    """The file a SQLite URL names, as SQLite will open it; None for an in-memory or temporary database.
+
+    With `?uri=true` the database is an SQLite URI (`file:x.db`, `file:/abs/x.db`, `file:///abs/x.db`,
+    `file://localhost/abs/x.db`, percent-escapes decoded); without it, `file:x.db` is a plain file name.
+    """
     database = url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
+    if not database or database == ":memory:":
         return None
-    return database
+    if not _is_uri(url):
+        return database
+    if not database.startswith("file:"):
+        return database  # SQLite opens a name without the file: scheme as a plain file name
+    if _uri_option(url, "mode") == "memory":
+        return None
+    rest = database[len("file:") :].split("?", 1)[0].split("#", 1)[0]
+    if rest.startswith("//"):
+        authority, slash, path = rest[2:].partition("/")
+        if authority not in ("", "localhost"):
+            return None  # SQLite refuses a remote authority itself
+        rest = slash + path
+    path = unquote(rest)
+    return None if path in ("", ":memory:") else path
+
+
+def _is_uri(url: URL) -> bool:
+    value = url.query.get("uri")
+    text = value[-1] if isinstance(value, tuple) else value
+    return text is not None and text.lower() in ("1", "true", "yes", "on")
+
+
+def _uri_option(url: URL, name: str) -> str | None:
+    """An SQLite URI parameter, from the URL's query or the URI in its database part."""
+    value = url.query.get(name)
+    if isinstance(value, tuple):
+        value = value[-1]
+    if value is None and url.database and "?" in url.database:
+        value = parse_qs(url.database.split("?", 1)[1]).get(name, [None])[-1]
+    return value
+
+
+def may_create(url: URL) -> bool:
+    """Whether SQLite would create a missing file for this URL (not `mode=ro`/`rw`, not `immutable`)."""
+    if not _is_uri(url):
+        return True
+    return _uri_option(url, "mode") in (None, "rwc") and _uri_option(url, "immutable") in (None, "0")
+
+
+#: What SQLite puts beside a database file; each holds database content while it exists.
+COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 def create_private_file(path: str) -> bool:
@@ -36,32 +81,44 @@ def create_private_file(path: str) -> bool:
 
 
 def warn_if_exposed(path: str) -> bool:
-    """Log a warning (naming only the path) if other users may read or write the file; True if so."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
-    if not stat.S_ISREG(mode) or not mode & 0o066:
-        return False
-    log.warning(
-        "SQLite database %s is readable or writable by other users (mode %03o); it holds auth keys: "
-        "restrict it with `chmod 600`",
-        path,
-        stat.S_IMODE(mode),
-    )
-    return True
+    """Log a warning (naming only the path) if other users may read or write the database file or its
+    -wal/-shm/-journal beside it; True if any is exposed."""
+    exposed = False
+    for candidate in (path, *(path + suffix for suffix in COMPANIONS)):
+        try:
+            mode = os.stat(candidate).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISREG(mode) or not mode & 0o066:
+            continue
+        exposed = True
+        log.warning(
+            "SQLite database %s is readable or writable by other users (mode %03o); it holds auth "
+            "keys: restrict it with `chmod 600`",
+            candidate,
+            stat.S_IMODE(mode),
+        )
+    return exposed
 
 
 def guard_sqlite_file(engine: Engine) -> None:
-    path = sqlite_file(engine.url)
-    if path is None:
+    """Before each connection: create the database file 0600 if it is missing (SQLite gives its
+    companions the same mode), else warn once if it (or a companion) is exposed to other users."""
+    named = sqlite_file(engine.url)
+    if named is None:
         return
+    # A plain file name is resolved when the engine is made (as SQLAlchemy does); a URI's when SQLite
+    # opens it, against the working directory of that moment.
+    path = named if _is_uri(engine.url) else os.path.abspath(named)
+    creatable = may_create(engine.url)
     checked = False
 
     def before_connect(*_: Any) -> None:
         nonlocal checked
-        if not create_private_file(path) and not checked:
-            warn_if_exposed(path)
+        target = os.path.abspath(path)
+        created = creatable and create_private_file(target)
+        if not created and not checked:
+            warn_if_exposed(target)
         checked = True
 
     event.listen(engine, "do_connect", before_connect)
