@@ -10,8 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.engine.url import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from tgpersist import encryption, maintenance, migrate
+from tgpersist import encryption, maintenance, metrics, migrate
 from tgpersist.database import Database, JoinedDatabase
+from tgpersist.domain.stats import QueueCounts, SessionSummary
 from tgpersist.encryption import AuthKeyCipher, KeySource
 from tgpersist.errors import InvalidArgument
 from tgpersist.models import Placement, declare_models
@@ -26,8 +27,10 @@ from tgpersist.repositories import (
     SessionRepository,
     UpdateRepository,
     auth_keys,
+    overview,
 )
 from tgpersist.repositories.files import SentFileRepository
+from tgpersist.repositories.lease import LeaseInfo
 from tgpersist.sql import engines
 
 DEFAULT_URL = "sqlite+aiosqlite:///tgpersist.db"
@@ -86,6 +89,9 @@ class Store:
         self.cipher = AuthKeyCipher(encryption.configured_key_ring(encryption_key))
         self._owns_engine = False
         self._accounts: dict[str, Account] = {}
+        #: What the last `stats()` found (reported by the `tgpersist.queue.depth` metric).
+        self.last_stats: dict[str, QueueCounts] = {}
+        metrics.track(self)
 
     @property
     def dialect(self) -> str:
@@ -114,6 +120,22 @@ class Store:
             return list((await conn.execute(select(sessions.c.name).order_by(sessions.c.name))).scalars())
 
         return await self._db.run(work, write=False)
+
+    async def stats(self) -> dict[str, QueueCounts]:
+        """Every account's durable queue by state (`QueueCounts`), by session name, in one query.
+
+        The `tgpersist.queue.depth` metric reports what the last call found.
+        """
+        self.last_stats = await overview.queue_stats(self._db)
+        return self.last_stats
+
+    async def session_summaries(self) -> list[SessionSummary]:
+        """One line per session — DC, user, live lease, peers, queue counts — in one query, sorted."""
+        return await overview.session_summaries(self._db)
+
+    async def leases(self) -> list[tuple[str, LeaseInfo, float]]:
+        """(session, holder, seconds left) of every session leased now, by the database clock."""
+        return await overview.live_leases(self._db)
 
     async def prune(self) -> maintenance.Pruned:
         """Delete every account's expired dedup keys and conversations; says how many of each."""

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tgpersist import metrics
 from tgpersist.database import JoinedDatabase
 from tgpersist.errors import InvalidArgument, LeaseLost, SessionBusy
 from tgpersist.repositories.queue import default_owner
@@ -172,6 +173,7 @@ class SessionLease:
         expires = await self._scope.db.run(work, write=True)
         if expires is None:
             self._lost = True
+            metrics.add("tgpersist.lease.lost", session=self.name)
             raise LeaseLost(self.name, self.token)
         self.expires_at = _as_datetime(expires)
         return self.expires_at
@@ -194,6 +196,7 @@ class SessionLease:
             return (await conn.execute(stmt)).first() is not None
 
         freed = await self._scope.db.run(work, write=True)
+        metrics.add("tgpersist.lease.released" if freed else "tgpersist.lease.lost", session=self.name)
         if not freed:
             self._lost = True
         elif self._scope.lease_token == self.token:
@@ -299,6 +302,7 @@ class SessionLeases:
         self._held = lease
         self._scope.lease_token = token
         lease._start_heartbeat()
+        metrics.add("tgpersist.lease.acquired", session=self._scope.name)
         return lease
 
     @asynccontextmanager
