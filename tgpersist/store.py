@@ -149,6 +149,11 @@ class Store:
         """Raise `EncryptionError` unless the configured keys open every encrypted auth key stored."""
         await auth_keys.verify(self._db, self.cipher)
 
+    async def auth_key_counts(self) -> dict[str | None, int]:
+        """How many stored auth keys (sessions' and DCs') each encryption key id sealed; None counts
+        the plaintext ones. Needs no key."""
+        return await auth_keys.count_by_key_id(self._db)
+
     async def reencrypt_auth_keys(self, new_key: KeySource | None) -> int:
         """Re-encrypt every stored auth key with `new_key` (None: store them in plaintext), in one
         transaction, and use it from now on; returns how many rows changed."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tgpersist import session_strings
-from tgpersist.cli.common import CommandError, add_url, open_store
+from tgpersist.cli.common import CommandError, add_url, existing_store, open_store
 from tgpersist.cli.progress import ProgressLine
 from tgpersist.errors import InvalidArgument
 from tgpersist.exporters import export_session_file
@@ -67,7 +67,7 @@ def register(sub: Any, session_actions: Any) -> None:
 
 
 async def export_string_command(args: argparse.Namespace) -> int:
-    async with await open_store(args) as store:
+    async with existing_store(args, check_keys=True) as store:
         session = await store.account(args.name).session.load()
     if session is None:
         raise CommandError(f"no session named {args.name!r}")
@@ -123,7 +123,7 @@ async def import_file_command(args: argparse.Namespace) -> int:
 async def export_file_command(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.force:
         raise CommandError(f"{args.out} already exists (pass --force to overwrite it)")
-    async with await open_store(args) as store:
+    async with existing_store(args, check_keys=True) as store:
         result = await export_session_file(store, args.name, args.out, args.format, overwrite=args.force)
     skipped = f", {result.skipped} peers without access hash left out" if result.skipped else ""
     print(f"wrote {result.path} ({result.format}): {result.peers} peers{skipped}")
