@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from alembic.script import ScriptDirectory
+from sqlalchemy import func, select
 
 from tgpersist import migrate
 from tgpersist.cli.common import (
@@ -18,13 +19,13 @@ from tgpersist.cli.common import (
     add_url,
     add_yes,
     confirm,
-    existing_store,
     placement,
     require_database_file,
     require_tables,
     shown_url,
 )
 from tgpersist.cli.output import emit_json
+from tgpersist.models import declare_models
 from tgpersist.sql import engines
 
 
@@ -59,6 +60,15 @@ async def _revisions(args: argparse.Namespace) -> tuple[str, ...]:
         await engine.dispose()
 
 
+async def _count_sessions(args: argparse.Namespace) -> int:
+    """How many sessions the database holds, at whatever revision it is (the table is in every one)."""
+    models = declare_models(placement(args))
+    count = select(func.count()).select_from(models.table(models.Session))
+    return await migrate.in_transaction(
+        args.url, lambda conn: int(conn.execute(count).scalar_one()), write=False
+    )
+
+
 async def upgrade(args: argparse.Namespace) -> int:
     await migrate.upgrade(args.url, args.revision, placement=placement(args))
     print(f"at {', '.join(await migrate.current(args.url, placement=placement(args))) or 'base'}")
@@ -71,8 +81,7 @@ async def downgrade(args: argparse.Namespace) -> int:
     plan = f"will downgrade {shown_url(args.url)} from {', '.join(now)} to {args.revision}"
     plan += f", undoing {', '.join(undone)}" if undone else " (nothing to undo)"
     if args.revision == "base":
-        async with existing_store(args) as store:
-            count = len(await store.list_sessions())
+        count = await _count_sessions(args)
         plan += f": this DROPS every tgpersist table, with the {count} sessions and their auth keys in them"
     await confirm(args, plan)
     await migrate.downgrade(args.url, args.revision, placement=placement(args))
