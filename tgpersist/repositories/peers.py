@@ -432,6 +432,7 @@ class PeerRepository:
     async def save(self, peer: Peer) -> None:
         await self.save_many([peer])
 
+    @metrics.timed("peers.save_many")
     async def save_many(self, peers: Iterable[Peer]) -> int:
         """Insert or replace peers in one transaction; the last of duplicates wins. Returns the count."""
         batch: dict[int, Peer] = {}

@@ -119,6 +119,7 @@ class DurableQueue(QueueAdmin):
         """Store an update; False if one with the same id is already queued (it is left as it was)."""
         return await self.enqueue_many([update], delay=delay) == 1
 
+    @metrics.timed("queue.enqueue")
     async def enqueue_many(
         self, updates: Iterable[DurableUpdate | bytes], *, delay: float | timedelta | None = None
     ) -> int:
@@ -158,6 +159,7 @@ class DurableQueue(QueueAdmin):
 
         return await self._scope.write(work)
 
+    @metrics.timed("queue.claim")
     async def claim(
         self, limit: int = 1, *, lease: float | timedelta | None = None, owner: str | None = None
     ) -> list[DurableUpdate]:
@@ -242,6 +244,7 @@ class DurableQueue(QueueAdmin):
         """The update was handled: delete it. False if it was not queued (e.g. acked already)."""
         return bool(await self.ack_many([update_id]))
 
+    @metrics.timed("queue.ack")
     async def ack_many(self, update_ids: Iterable[str]) -> list[str]:
         """Delete several handled updates in one transaction; returns the ids that were still queued."""
         ids = sorted({check_name("update_id", update_id) for update_id in update_ids})
@@ -266,6 +269,7 @@ class DurableQueue(QueueAdmin):
         metrics.add("tgpersist.queue.acked", len(acked), session=name)
         return acked
 
+    @metrics.timed("queue.fail")
     async def fail(
         self,
         update_id: str,
