@@ -155,3 +155,15 @@ async def test_help_documents_the_exit_codes_and_version_is_printed(
     status, out, _ = await cli(capsys, "queue", "purge", "--help")
     assert status == 0 and "3    a destructive command was not confirmed" in out
     assert await cli(capsys, "--version") == (0, f"tgpersist {tgpersist.__version__}\n", "")
+
+
+@pytest.mark.parametrize(("argv", "plan"), DESTRUCTIVE, ids=lambda a: " ".join(a[:3]))
+async def test_on_a_terminal_every_destructive_command_asks(
+    db_url: str, argv: tuple[str, ...], plan: str
+) -> None:
+    await populate(db_url)
+    before = await dump(db_url)
+    status, screen, asked = await on_terminal(*argv, "--url", db_url, answer="no")
+    assert (status, asked) == (3, True)
+    assert plan in screen and screen.endswith("not confirmed: nothing was changed\n")
+    assert await dump(db_url) == before
