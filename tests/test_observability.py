@@ -168,3 +168,25 @@ async def test_logs_carry_their_fields_and_no_secret(
     for record in caplog.records:
         text = " ".join(map(str, (record.getMessage(), record.args, vars(record))))
         assert not any(secret in text for secret in secrets), record
+
+
+async def test_report_queue_depth_refreshes_the_gauge(reader: InMemoryMetricReader, db_url: str) -> None:
+    async with await tgpersist.open_store(db_url) as store:
+        await store.account("carol").updates.enqueue_many([b"a", b"b"])
+        task = asyncio.ensure_future(metrics.report_queue_depth(store, interval=0.05))
+        try:
+            for _ in range(200):
+                if store.last_stats:
+                    break
+                await asyncio.sleep(0.05)
+            depth = collected(reader)["tgpersist.queue.depth"]
+            assert depth[(("session", "carol"), ("state", "available"))] == 2
+            await store.account("carol").updates.claim(1, owner="w")
+            for _ in range(200):
+                await asyncio.sleep(0.05)
+                if store.last_stats["carol"].in_flight == 1:
+                    break
+            depth = collected(reader)["tgpersist.queue.depth"]
+            assert depth[(("session", "carol"), ("state", "in_flight"))] == 1
+        finally:
+            task.cancel()
