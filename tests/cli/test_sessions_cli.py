@@ -139,3 +139,16 @@ async def test_session_show_aligns_every_field(capsys: pytest.CaptureFixture[str
     assert "a" * 32 not in out
     status, _, err = await cli(capsys, "session", "show", "nobody", "--url", db_url)
     assert (status, err) == (1, "tgpersist: error: no session named 'nobody'\n")
+
+
+async def test_keys_status_and_db_history_as_json(capsys: pytest.CaptureFixture[str], db_url: str) -> None:
+    await populate(db_url)
+    status, out, _ = await cli(capsys, "keys", "status", "--json", "--url", db_url)
+    assert (status, json.loads(out)) == (0, {"auth_keys": [{"key_id": None, "count": 1}]})
+    status, out, _ = await cli(capsys, "db", "history", "--json")
+    revisions = json.loads(out)["revisions"]
+    assert status == 0
+    assert [r["revision"] for r in revisions if r["head"]] == list(tgpersist.migrate.heads())
+    assert revisions[-1]["down_revision"] is None and all(
+        set(r) == {"revision", "down_revision", "doc", "head"} for r in revisions
+    )
