@@ -254,7 +254,7 @@ async def test_example_way_a_our_branch_beside_the_hosts(db_url: str) -> None:
 
     # Tear down in reverse order: the host's history first, then ours; nothing else is touched.
     ok(*alembic("-x", f"url={db_url}", "downgrade", "base"))
-    ok(venv_bin("tgpersist"), "db", "downgrade", "base", "--url", db_url)
+    ok(venv_bin("tgpersist"), "db", "downgrade", "base", "--yes", "--url", db_url)
     assert await table_names(db_url) == {"alembic_version"}
     assert await host_versions(db_url) == []
 

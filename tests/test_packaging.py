@@ -125,10 +125,10 @@ async def test_installed_cli_from_another_directory(
         assert (tmp_path / "x.db").is_file()
         url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
     assert await version_rows(url) == [HEAD]
-    assert _ok([tgpersist, "db", "downgrade", "base", "--url", url], tmp_path) == "at base\n"
+    assert _ok([tgpersist, "db", "downgrade", "base", "--yes", "--url", url], tmp_path) == "at base\n"
     failed = _run([tgpersist, "db", "check", "--url", url], tmp_path)
-    assert failed.returncode == 1
-    assert failed.stderr.startswith("tgpersist: error: database schema is at empty")
+    assert failed.returncode == 2  # no tables any more: a missing database
+    assert failed.stderr.startswith("tgpersist: error: no tgpersist tables (prefix tgpersist_)")
 
 
 INSTALLED_API = """

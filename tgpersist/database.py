@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from tgpersist import metrics
 from tgpersist.models import Models
 from tgpersist.peer_cache import PeerCaches
 from tgpersist.sql import engines, errors, reads
@@ -88,7 +89,14 @@ class Database:
                     break  # raised below, outside this handler: the driver error is not its context
                 attempt += 1
                 delay = min(0.5, 0.005 * 2**attempt) * (0.5 + random.random())
-                log.debug("retrying transaction after %s (attempt %d)", type(error.orig).__name__, attempt)
+                cause = errors.retry_cause(error)
+                log.debug(
+                    "retrying transaction after %s (attempt %d)",
+                    cause,
+                    attempt,
+                    extra={"cause": cause, "attempt": attempt},
+                )
+                metrics.add("tgpersist.transaction.retries", cause=cause)
                 await asyncio.sleep(delay)
         raise public
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import SessionTransaction
 
 from tgpersist.domain import Peer
 from tgpersist.errors import InvalidArgument
+from tgpersist.metrics import peer_cache_lookups as lookups
 from tgpersist.validation import check_seconds, phone_key
 
 #: Peers kept per account by default: with typical fields about 0.6 KB each (the `Peer` objects about
@@ -72,6 +73,7 @@ class PeerCache:
             self._drop(dialog_id)
             return None
         self._peers.move_to_end(dialog_id)
+        lookups.hits += 1
         return peer
 
     def get_by_username(self, key: str) -> Peer | None:

@@ -10,8 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.engine.url import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from tgpersist import encryption, maintenance, migrate
+from tgpersist import encryption, maintenance, metrics, migrate
 from tgpersist.database import Database, JoinedDatabase
+from tgpersist.domain.stats import QueueCounts, SessionSummary
 from tgpersist.encryption import AuthKeyCipher, KeySource
 from tgpersist.errors import InvalidArgument
 from tgpersist.models import Placement, declare_models
@@ -26,8 +27,10 @@ from tgpersist.repositories import (
     SessionRepository,
     UpdateRepository,
     auth_keys,
+    overview,
 )
 from tgpersist.repositories.files import SentFileRepository
+from tgpersist.repositories.lease import LeaseInfo
 from tgpersist.sql import engines
 from tgpersist.validation import check_int
 
@@ -88,6 +91,9 @@ class Store:
         self.cipher = AuthKeyCipher(encryption.configured_key_ring(encryption_key))
         self._owns_engine = False
         self._accounts: dict[str, Account] = {}
+        #: What the last `stats()` found (reported by the `tgpersist.queue.depth` metric).
+        self.last_stats: dict[str, QueueCounts] = {}
+        metrics.track(self)
 
     @property
     def dialect(self) -> str:
@@ -117,6 +123,22 @@ class Store:
 
         return await self._db.run(work, write=False)
 
+    async def stats(self) -> dict[str, QueueCounts]:
+        """Every account's durable queue by state (`QueueCounts`), by session name, in one query.
+
+        The `tgpersist.queue.depth` metric reports what the last call found.
+        """
+        self.last_stats = await overview.queue_stats(self._db)
+        return self.last_stats
+
+    async def session_summaries(self) -> list[SessionSummary]:
+        """One line per session — DC, user, live lease, peers, queue counts — in one query, sorted."""
+        return await overview.session_summaries(self._db)
+
+    async def leases(self) -> list[tuple[str, LeaseInfo, float]]:
+        """(session, holder, seconds left) of every session leased now, by the database clock."""
+        return await overview.live_leases(self._db)
+
     async def prune(self) -> maintenance.Pruned:
         """Delete every account's expired dedup keys and conversations; says how many of each."""
         return await maintenance.prune(self._db)
@@ -128,6 +150,11 @@ class Store:
     async def check_encryption(self) -> None:
         """Raise `EncryptionError` unless the configured keys open every encrypted auth key stored."""
         await auth_keys.verify(self._db, self.cipher)
+
+    async def auth_key_counts(self) -> dict[str | None, int]:
+        """How many stored auth keys (sessions' and DCs') each encryption key id sealed; None counts
+        the plaintext ones. Needs no key."""
+        return await auth_keys.count_by_key_id(self._db)
 
     async def reencrypt_auth_keys(self, new_key: KeySource | None) -> int:
         """Re-encrypt every stored auth key with `new_key` (None: store them in plaintext), in one

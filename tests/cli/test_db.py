@@ -34,7 +34,9 @@ def one_line(text: str) -> str:
 async def test_upgrade_current_check_history_downgrade(
     capsys: pytest.CaptureFixture[str], db_url: str
 ) -> None:
-    assert await cli(capsys, "db", "current", "--url", db_url) == (0, "base\n", "")
+    status, out, err = await cli(capsys, "db", "current", "--url", db_url)
+    assert (status, out) == (2, "")
+    assert one_line(err).endswith("create it with `tgpersist db upgrade`") or "create them with" in err
     assert await cli(capsys, "db", "upgrade", FIRST, "--url", db_url) == (0, f"at {FIRST}\n", "")
     assert await cli(capsys, "db", "current", "--url", db_url) == (0, f"{FIRST}\n", "")
     assert await cli(capsys, "db", "upgrade", "--url", db_url) == (0, f"at {HEAD}\n", "")
@@ -47,18 +49,22 @@ async def test_upgrade_current_check_history_downgrade(
     status, out, _ = await cli(capsys, "db", "history", "--url", db_url)
     assert status == 0
     assert [line.split(":")[0] for line in out.splitlines()] == REVISIONS
-    assert await cli(capsys, "db", "downgrade", "-1", "--url", db_url) == (0, f"at {REVISIONS[1]}\n", "")
-    assert await cli(capsys, "db", "downgrade", "base", "--url", db_url) == (0, "at base\n", "")
+    status, out, err = await cli(capsys, "db", "downgrade", "-1", "--url", db_url, "--yes")
+    assert (status, out) == (0, f"at {REVISIONS[1]}\n")
+    assert one_line(err) == f"will downgrade {db_url} from {HEAD} to -1, undoing {HEAD}"
+    status, out, err = await cli(capsys, "db", "downgrade", "base", "--url", db_url, "--yes")
+    assert (status, out) == (0, "at base\n")
+    assert one_line(err).endswith(
+        "DROPS every tgpersist table, with the 0 sessions and their auth keys in them"
+    )
     assert await table_names(db_url) == set()
 
 
 async def test_check_fails_with_one_clear_line(capsys: pytest.CaptureFixture[str], db_url: str) -> None:
     status, out, err = await cli(capsys, "db", "check", "--url", db_url)
-    assert (status, out) == (1, "")
-    assert one_line(err) == (
-        f"tgpersist: error: database schema is at empty, expected {HEAD}: "
-        "run `tgpersist db upgrade` (or open_store(..., upgrade=True))"
-    )
+    assert (status, out) == (2, "")
+    assert one_line(err).startswith("tgpersist: error: no ")
+    assert one_line(err).endswith("`tgpersist db upgrade`")
     await cli(capsys, "db", "upgrade", FIRST, "--url", db_url)
     status, out, err = await cli(capsys, "db", "check", "--url", db_url)
     assert (status, out) == (1, "")
@@ -94,10 +100,14 @@ async def test_prefix_and_schema_options(
     assert await cli(capsys, "db", "upgrade", "--url", db_url, *placed) == (0, f"at {HEAD}\n", "")
     assert await cli(capsys, "db", "current", "--url", db_url, *placed) == (0, f"{HEAD} (head)\n", "")
     assert (await cli(capsys, "db", "check", "--url", db_url, *placed))[0] == 0
-    assert await cli(capsys, "db", "current", "--url", db_url) == (0, "base\n", "")
+    status, out, err = await cli(capsys, "db", "current", "--url", db_url)
+    assert (status, out) == (2, "") and "no tgpersist tables (prefix tgpersist_)" in err
     assert await migrate.current(db_url, placement=where) == (HEAD,)
     assert await table_names(db_url, where.schema) == {f"tg_{t}" for t in OUR_TABLES}
-    assert await cli(capsys, "db", "downgrade", "base", "--url", db_url, *placed) == (0, "at base\n", "")
+    assert (await cli(capsys, "db", "downgrade", "base", "--url", db_url, *placed, "--yes"))[:2] == (
+        0,
+        "at base\n",
+    )
     assert await table_names(db_url, where.schema) == set()
 
 
@@ -125,8 +135,8 @@ async def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: Seq
 async def test_the_installed_command_exits_non_zero_with_one_stderr_line(db_url: str) -> None:
     tgpersist = venv_bin("tgpersist")
     bad = run(tgpersist, "db", "check", "--url", db_url)
-    assert (bad.returncode, bad.stdout) == (1, "")
-    assert one_line(bad.stderr).startswith("tgpersist: error: database schema is at empty")
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert one_line(bad.stderr).startswith("tgpersist: error: no ")
     assert run(tgpersist, "db", "upgrade", "--url", db_url).returncode == 0
     good = run(tgpersist, "db", "check", "--url", db_url)
     assert (good.returncode, good.stderr) == (0, "")

@@ -55,6 +55,9 @@ async def test_generate_prints_a_fresh_key_and_its_id(capsys: pytest.CaptureFixt
 
 
 async def test_status_counts_keys_by_key_id(capsys: pytest.CaptureFixture[str], db_url: str) -> None:
+    status, out, err = await cli(capsys, "keys", "status", "--url", db_url)
+    assert (status, out) == (2, "") and err.endswith("`tgpersist db upgrade`\n")
+    await tgpersist.migrate.upgrade(db_url)
     assert await cli(capsys, "keys", "status", "--url", db_url) == (0, "no auth keys stored\n", "")
     await filled(db_url)
     assert await cli(capsys, "keys", "status", "--url", db_url) == (0, "plaintext: 4\n", "")
@@ -72,8 +75,12 @@ async def test_encrypt_converts_a_plaintext_database(
 ) -> None:
     await filled(db_url)
     assert plaintext_keys_in(await dump_url(db_url), ALL_AUTH) != []
-    status, out, err = await cli(capsys, "keys", "encrypt", "--key", KEY_A.export(), "--url", db_url)
-    assert (status, out, err) == (0, f"encrypted 4 auth keys with key id {KEY_A.key_id}\n", "")
+    status, out, err = await cli(capsys, "keys", "encrypt", "--yes", "--key", KEY_A.export(), "--url", db_url)
+    assert (status, out) == (0, f"encrypted 4 auth keys with key id {KEY_A.key_id}\n")
+    assert (
+        err
+        == f"will encrypt (with key id {KEY_A.key_id}) 4 stored auth keys in {db_url}, in one transaction\n"
+    )
     assert plaintext_keys_in(await dump_url(db_url), ALL_AUTH) == []
     if backend == "sqlite":  # compacted: the overwritten plaintext is gone from the files, too
         on_disk = sqlite_file_bytes(db_url)
@@ -81,22 +88,22 @@ async def test_encrypt_converts_a_plaintext_database(
     assert await cli(capsys, "keys", "status", "--url", db_url) == (0, f"key id {KEY_A.key_id}: 4\n", "")
     assert await readable_with(db_url, SECRET_A)
     assert not await readable_with(db_url, None)
-    again = await cli(capsys, "keys", "encrypt", "--key", KEY_A.export(), "--url", db_url)
-    assert again == (0, f"encrypted 0 auth keys with key id {KEY_A.key_id}\n", "")
+    again = await cli(capsys, "keys", "encrypt", "--yes", "--key", KEY_A.export(), "--url", db_url)
+    assert again[:2] == (0, f"encrypted 0 auth keys with key id {KEY_A.key_id}\n")
 
 
 async def test_encrypt_takes_the_key_from_the_environment_or_a_file(
     capsys: pytest.CaptureFixture[str], db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await filled(db_url)
-    status, _, err = await cli(capsys, "keys", "encrypt", "--url", db_url)
+    status, _, err = await cli(capsys, "keys", "encrypt", "--yes", "--url", db_url)
     assert (status, err) == (1, f"tgpersist: error: --key: no key given and ${ENV_VAR} is not set\n")
     monkeypatch.setenv(ENV_VAR, SECRET_A.hex())
-    status, out, _ = await cli(capsys, "keys", "encrypt", "--url", db_url)
+    status, out, _ = await cli(capsys, "keys", "encrypt", "--yes", "--url", db_url)
     assert (status, out) == (0, f"encrypted 4 auth keys with key id {KEY_A.key_id}\n")
     key_file = tmp_path / "new.key"
     key_file.write_text(KEY_B.export() + "\n")
-    status, out, _ = await cli(capsys, "keys", "rotate", "--new", f"@{key_file}", "--url", db_url)
+    status, out, _ = await cli(capsys, "keys", "rotate", "--yes", "--new", f"@{key_file}", "--url", db_url)
     assert (status, out) == (0, f"re-encrypted 4 auth keys with key id {KEY_B.key_id}\n")
     assert await readable_with(db_url, SECRET_B)
 
@@ -106,9 +113,10 @@ async def test_rotate_leaves_every_key_readable_with_the_new_key_only(
 ) -> None:
     await filled(db_url, SECRET_A)
     status, out, err = await cli(
-        capsys, "keys", "rotate", "--old", KEY_A.export(), "--new", KEY_B.export(), "--url", db_url
+        capsys, "keys", "rotate", "--yes", "--old", KEY_A.export(), "--new", KEY_B.export(), "--url", db_url
     )
-    assert (status, out, err) == (0, f"re-encrypted 4 auth keys with key id {KEY_B.key_id}\n", "")
+    assert (status, out) == (0, f"re-encrypted 4 auth keys with key id {KEY_B.key_id}\n")
+    assert err.startswith("will re-encrypt")
     assert await readable_with(db_url, SECRET_B)
     assert not await readable_with(db_url, SECRET_A)
     assert plaintext_keys_in(await dump_url(db_url), ALL_AUTH) == []
@@ -126,6 +134,7 @@ async def test_rotate_accepts_several_old_keys_and_plaintext_rows(
         capsys,
         "keys",
         "rotate",
+        "--yes",
         "--old",
         f"{KEY_B.export()},{KEY_A.export()}",
         "--new",
@@ -144,13 +153,13 @@ async def test_rotate_with_a_wrong_old_key_fails_and_writes_nothing(
     await filled(db_url, SECRET_A)
     before = await dump_url(db_url)
     status, out, err = await cli(
-        capsys, "keys", "rotate", "--old", KEY_B.export(), "--new", KEY_B.export(), "--url", db_url
+        capsys, "keys", "rotate", "--yes", "--old", KEY_B.export(), "--new", KEY_B.export(), "--url", db_url
     )
     assert (status, out) == (1, "")
     assert err.startswith("tgpersist: error: auth_key of session 'alice' is encrypted with key id ")
     impostor = f"{KEY_A.key_id}:{SECRET_B.hex()}"  # the right id, the wrong key
     status, _, err = await cli(
-        capsys, "keys", "rotate", "--old", impostor, "--new", KEY_B.export(), "--url", db_url
+        capsys, "keys", "rotate", "--yes", "--old", impostor, "--new", KEY_B.export(), "--url", db_url
     )
     assert status == 1 and "does not decrypt" in err
     assert not leaks(err, secret_forms([*ALL_AUTH, SECRET_A, SECRET_B]))
@@ -159,7 +168,7 @@ async def test_rotate_with_a_wrong_old_key_fails_and_writes_nothing(
 
 async def test_decrypt_returns_to_plaintext(capsys: pytest.CaptureFixture[str], db_url: str) -> None:
     await filled(db_url, SECRET_A)
-    status, out, _ = await cli(capsys, "keys", "decrypt", "--key", SECRET_A.hex(), "--url", db_url)
+    status, out, _ = await cli(capsys, "keys", "decrypt", "--yes", "--key", SECRET_A.hex(), "--url", db_url)
     assert (status, out) == (0, "decrypted 4 auth keys: they are stored in plaintext now\n")
     assert await readable_with(db_url, None)
     assert await cli(capsys, "keys", "status", "--url", db_url) == (0, "plaintext: 4\n", "")
@@ -170,7 +179,7 @@ async def test_a_malformed_key_is_a_one_line_error_without_the_key(
 ) -> None:
     await filled(db_url)
     bad = SECRET_A.hex()[:-3] + "xyz"
-    status, out, err = await cli(capsys, "keys", "encrypt", "--key", bad, "--url", db_url)
+    status, out, err = await cli(capsys, "keys", "encrypt", "--yes", "--key", bad, "--url", db_url)
     assert (status, out) == (1, "")
     assert err == (
         "tgpersist: error: encryption_key: must be 32 bytes written as 64 hex digits or base64, "

@@ -53,7 +53,16 @@ async def test_import_shows_progress_when_asked(
     assert (status, err) == (0, "")  # stderr is not a terminal here: no bar
     status, _, err = await cli(capsys, "import", str(path), "--name", "q", "--progress", "--url", db_url)
     assert status == 0
-    assert err.startswith("\rpeers [") and err.endswith("] 6/6 100%\n")
+    first, *_, last = err.splitlines()  # not a terminal: plain lines, each with its rate and ETA
+    assert first.startswith("peers: 0/6   0% ") and " ETA " in first
+    assert last.startswith("peers: 6/6 100% ") and last.endswith("/s ETA 0s")
+    out_file = tmp_path / "back.session"
+    status, _, err = await cli(
+        capsys, "export", "p", "--format", "telethon", "--out", str(out_file), "--progress", "--url", db_url
+    )
+    assert status == 0 and out_file.exists()
+    lines = [line for line in err.splitlines() if line.startswith("peers: ")]
+    assert lines[0].startswith("peers: 0/6   0% ") and lines[-1].startswith("peers: 6/6 100% ")
 
 
 @pytest.mark.parametrize(

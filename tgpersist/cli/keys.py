@@ -13,13 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import tgpersist
-from tgpersist import migrate
-from tgpersist.cli.common import CommandError, add_url, placement
-from tgpersist.database import Database
+from tgpersist.cli.common import CommandError, add_json, add_url, add_yes, confirm, existing_store, shown_url
+from tgpersist.cli.output import emit_json
 from tgpersist.encryption import ENV_VAR, EncryptionKey, KeyRing
-from tgpersist.models import declare_models
-from tgpersist.repositories import auth_keys
 from tgpersist.sql import engines
 
 _KEY_HELP = f"the key as text, or @FILE to read it from a file (default: ${ENV_VAR})"
@@ -31,11 +27,13 @@ def register(sub: Any) -> None:
     actions.add_parser("generate", help="print a new random encryption key").set_defaults(handler=generate)
 
     status = actions.add_parser("status", help="count the stored auth keys by encryption key id")
+    add_json(status)
     add_url(status)
     status.set_defaults(handler=show_status)
 
     encrypt = actions.add_parser("encrypt", help="encrypt every plaintext auth key, in one transaction")
     encrypt.add_argument("--key", default=None, help=_KEY_HELP)
+    add_yes(encrypt)
     add_url(encrypt)
     encrypt.set_defaults(handler=encrypt_keys)
 
@@ -44,6 +42,7 @@ def register(sub: Any) -> None:
     )
     rotate.add_argument("--old", default=None, help="the key(s) in use, comma-separated; " + _KEY_HELP)
     rotate.add_argument("--new", required=True, help="the key to encrypt with from now on, or @FILE")
+    add_yes(rotate)
     add_url(rotate)
     rotate.set_defaults(handler=rotate_keys)
 
@@ -51,6 +50,7 @@ def register(sub: Any) -> None:
         "decrypt", help="store every auth key in plaintext again, in one transaction"
     )
     decrypt.add_argument("--key", default=None, help=_KEY_HELP)
+    add_yes(decrypt)
     add_url(decrypt)
     decrypt.set_defaults(handler=decrypt_keys)
 
@@ -66,12 +66,14 @@ def read_key(value: str | None, option: str) -> KeyRing:
     return KeyRing.parse(value)
 
 
-async def _open(args: argparse.Namespace, ring: KeyRing) -> tgpersist.Store:
-    return await tgpersist.open_store(args.url, prefix=args.prefix, schema=args.schema, encryption_key=ring)
-
-
-async def _change(args: argparse.Namespace, current: KeyRing, target: KeyRing | None) -> int:
-    async with await _open(args, current) as store:
+async def _change(args: argparse.Namespace, current: KeyRing, target: KeyRing | None, verb: str) -> int:
+    """Show what will change and ask, then re-encrypt every auth key in one transaction."""
+    async with existing_store(args, encryption_key=current, check_keys=True) as store:
+        counts = await store.auth_key_counts()
+        total = sum(counts.values())
+        await confirm(
+            args, f"will {verb} {total} stored auth keys in {shown_url(args.url)}, in one transaction"
+        )
         changed = await store.reencrypt_auth_keys(target)
         await engines.compact_sqlite(store.engine)
     return changed
@@ -85,35 +87,34 @@ async def generate(args: argparse.Namespace) -> int:
 
 
 async def show_status(args: argparse.Namespace) -> int:
-    engine = engines.create_engine(args.url)
-    try:
-        where = placement(args)
-        await migrate.ensure_schema(engine, where, upgrade_if_behind=False)
-        counts = await auth_keys.count_by_key_id(Database(engine, declare_models(where)))
-    finally:
-        await engine.dispose()
+    async with existing_store(args) as store:
+        counts = await store.auth_key_counts()
+    ordered = sorted(counts.items(), key=lambda item: (item[0] is not None, item[0] or ""))
+    if args.json:
+        emit_json({"auth_keys": [{"key_id": key_id, "count": count} for key_id, count in ordered]})
+        return 0
     if not counts:
         print("no auth keys stored")
-    for key_id, count in sorted(counts.items(), key=lambda item: (item[0] is not None, item[0] or "")):
+    for key_id, count in ordered:
         print(f"{'plaintext' if key_id is None else 'key id ' + key_id}: {count}")
     return 0
 
 
 async def encrypt_keys(args: argparse.Namespace) -> int:
     ring = read_key(args.key, "--key")
-    changed = await _change(args, ring, ring)
+    changed = await _change(args, ring, ring, f"encrypt (with key id {ring.current_id})")
     print(f"encrypted {changed} auth keys with key id {ring.current_id}")
     return 0
 
 
 async def rotate_keys(args: argparse.Namespace) -> int:
     old, new = read_key(args.old, "--old"), read_key(args.new, "--new")
-    changed = await _change(args, old, new)
+    changed = await _change(args, old, new, f"re-encrypt (with key id {new.current_id})")
     print(f"re-encrypted {changed} auth keys with key id {new.current_id}")
     return 0
 
 
 async def decrypt_keys(args: argparse.Namespace) -> int:
-    changed = await _change(args, read_key(args.key, "--key"), None)
+    changed = await _change(args, read_key(args.key, "--key"), None, "decrypt (to plaintext)")
     print(f"decrypted {changed} auth keys: they are stored in plaintext now")
     return 0

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from tgpersist import session_strings
-from tgpersist.cli.common import CommandError, add_url, open_store
+from tgpersist.cli.common import CommandError, add_url, existing_store, open_store
 from tgpersist.cli.progress import ProgressLine
 from tgpersist.errors import InvalidArgument
-from tgpersist.exporters import export_session_file
+from tgpersist.exporters import read_account, write_session_file
 from tgpersist.importers import ImportResult, SessionExists, import_session_file, import_session_string
 
 FORMATS = ("telethon", "pyrogram")
@@ -53,7 +53,7 @@ def register(sub: Any, session_actions: Any) -> None:
     import_file.add_argument("file", type=Path)
     import_file.add_argument("--name", help="session name to store it as (default: the file name)")
     import_file.add_argument("--replace", action="store_true", help="replace an existing session")
-    import_file.add_argument("--progress", action="store_true", help="always show the progress bar")
+    import_file.add_argument("--progress", action="store_true", help="always show the progress")
     add_url(import_file)
     import_file.set_defaults(handler=import_file_command)
 
@@ -62,12 +62,13 @@ def register(sub: Any, session_actions: Any) -> None:
     export_file.add_argument("--format", choices=FORMATS, required=True)
     export_file.add_argument("--out", type=Path, required=True, help="the file to create")
     export_file.add_argument("--force", action="store_true", help="overwrite the file if it exists")
+    export_file.add_argument("--progress", action="store_true", help="always show the progress")
     add_url(export_file)
     export_file.set_defaults(handler=export_file_command)
 
 
 async def export_string_command(args: argparse.Namespace) -> int:
-    async with await open_store(args) as store:
+    async with existing_store(args, check_keys=True) as store:
         session = await store.account(args.name).session.load()
     if session is None:
         raise CommandError(f"no session named {args.name!r}")
@@ -123,8 +124,16 @@ async def import_file_command(args: argparse.Namespace) -> int:
 async def export_file_command(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.force:
         raise CommandError(f"{args.out} already exists (pass --force to overwrite it)")
-    async with await open_store(args) as store:
-        result = await export_session_file(store, args.name, args.out, args.format, overwrite=args.force)
+    progress = ProgressLine("peers", force=args.progress)
+    try:
+        async with existing_store(args, check_keys=True) as store:
+            total = await store.account(args.name).peers.count()
+            progress(0, total)  # the peers are read in one transaction, then written to the file
+            snapshot = await read_account(store, args.name)
+        result = write_session_file(snapshot, args.out, args.format, overwrite=args.force)
+        progress(total, total)
+    finally:
+        progress.close()
     skipped = f", {result.skipped} peers without access hash left out" if result.skipped else ""
     print(f"wrote {result.path} ({result.format}): {result.peers} peers{skipped}")
     if result.filled_from_dc_table:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tgpersist import metrics
 from tgpersist.database import JoinedDatabase
 from tgpersist.errors import InvalidArgument, LeaseLost, SessionBusy, UnreadableRow
 from tgpersist.repositories.queue import default_owner
@@ -55,7 +56,7 @@ def _as_datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-def _stored_expiry(session: str, epoch: Any) -> datetime:
+def stored_expiry(session: str, epoch: Any) -> datetime:
     """A `lease_expires` read from the database; `UnreadableRow` if it is no time (say, written by
     hand or an older version with a huge ttl). `acquire` takes such a lease over (see `_Statements`)."""
     try:
@@ -183,6 +184,7 @@ class SessionLease:
         expires = await self._scope.db.run(work, write=True)
         if expires is None:
             self._lost = True
+            metrics.add("tgpersist.lease.lost", session=self.name)
             raise LeaseLost(self.name, self.token)
         self.expires_at = _as_datetime(expires)
         return self.expires_at
@@ -205,6 +207,7 @@ class SessionLease:
             return (await conn.execute(stmt)).first() is not None
 
         freed = await self._scope.db.run(work, write=True)
+        metrics.add("tgpersist.lease.released" if freed else "tgpersist.lease.lost", session=self.name)
         if not freed:
             self._lost = True
         elif self._scope.lease_token == self.token:
@@ -310,6 +313,7 @@ class SessionLeases:
         self._held = lease
         self._scope.lease_token = token
         lease._start_heartbeat()
+        metrics.add("tgpersist.lease.acquired", session=self._scope.name)
         return lease
 
     @asynccontextmanager
@@ -345,7 +349,7 @@ class SessionLeases:
             if row is None:
                 return None
             return LeaseInfo(
-                row.lease_owner, row.lease_token, _stored_expiry(self._scope.name, row.lease_expires)
+                row.lease_owner, row.lease_token, stored_expiry(self._scope.name, row.lease_expires)
             )
 
         return await self._scope.read(work)

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
+from tgpersist import metrics
 from tgpersist.clock import utcnow
 from tgpersist.domain import Peer, PeerType
 from tgpersist.domain.peer import CHANNEL_OFFSET, PeerKind, from_dialog_id, to_dialog_id
@@ -431,6 +432,7 @@ class PeerRepository:
     async def save(self, peer: Peer) -> None:
         await self.save_many([peer])
 
+    @metrics.timed("peers.save_many")
     async def save_many(self, peers: Iterable[Peer]) -> int:
         """Insert or replace peers in one transaction; the last of duplicates wins. Returns the count."""
         batch: dict[int, Peer] = {}
@@ -547,10 +549,13 @@ class PeerRepository:
         finally:
             cache.end_write(token)
 
+    @metrics.timed("peers.read")
     async def _read(
         self, query: reads.CompiledRead, values: dict[str, Any], phone: str | None = None
     ) -> Peer | None:
         cache = self._cache
+        if cache is not None:
+            metrics.peer_cache_lookups.misses += 1
         token = None if cache is None else cache.token()
         values["session_name"] = self._scope.name
         found = read_back(self._scope.name, fold, await self._scope.db.fetch(query, values), field="peer row")

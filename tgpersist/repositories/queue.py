@@ -12,7 +12,7 @@ The lease story, for a pool of workers (coroutines, processes or hosts) on one a
   worker whose lease ran out cannot take an update back from the worker that claimed it since.
 - A worker that dies simply stops acking: its lease expires and the update is handed out again. Each
   claim counts an attempt; after `max_attempts` (failed, or leased and never settled) it is a dead letter,
-  listed by `dead_letters()` and put back by `requeue(id)`.
+  listed by `dead_letters()` and put back by `requeue(id)` (see `queue_admin` for counts and purge).
 
 Lease times come from the worker's clock: keep hosts' clocks in sync (NTP) and leases far longer than any
 skew. Delivery is at least once: handlers must tolerate an update whose ack was lost to a crash.
@@ -33,10 +33,12 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import case
 
+from tgpersist import metrics
 from tgpersist.clock import utcnow
 from tgpersist.domain import DurableUpdate, UpdateStatus
 from tgpersist.domain.updates import MAX_ERROR
 from tgpersist.errors import InvalidArgument
+from tgpersist.repositories.queue_admin import QueueAdmin, report_dead_letter
 from tgpersist.repositories.scope import Scope
 from tgpersist.sql import statements
 from tgpersist.validation import (
@@ -100,7 +102,7 @@ def _positive_seconds(name: str, value: float | timedelta | None, default: float
     return timedelta(seconds=default) if value is None else check_duration(name, value)
 
 
-class DurableQueue:
+class DurableQueue(QueueAdmin):
     def __init__(self, scope: Scope, policy: QueuePolicy) -> None:
         self._scope = scope
         self.policy = policy
@@ -110,6 +112,7 @@ class DurableQueue:
         """Store an update; False if one with the same id is already queued (it is left as it was)."""
         return await self.enqueue_many([update], delay=delay) == 1
 
+    @metrics.timed("queue.enqueue")
     async def enqueue_many(
         self, updates: Iterable[DurableUpdate | bytes], *, delay: float | timedelta | None = None
     ) -> int:
@@ -149,6 +152,7 @@ class DurableQueue:
 
         return await self._scope.write(work)
 
+    @metrics.timed("queue.claim")
     async def claim(
         self, limit: int = 1, *, lease: float | timedelta | None = None, owner: str | None = None
     ) -> list[DurableUpdate]:
@@ -161,20 +165,27 @@ class DurableQueue:
         owner = check_name("owner", owner) if owner is not None else default_owner()
         length = _positive_seconds("lease", lease, self.policy.lease)
 
+        died: list[Row[Any]] = []
+
         async def work(conn: AsyncConnection) -> list[Row[Any]]:
             # `now` is taken per attempt: a retried transaction must not hand out a shorter lease.
             now = utcnow()
             claimed: list[Row[Any]] = []
+            died.clear()
             while len(claimed) < limit:
                 rows = list(
                     await conn.execute(self._claim_statement(limit - len(claimed), owner, now, length))
                 )
                 claimed += [row for row in rows if row.status == UpdateStatus.PENDING.value]
+                died.extend(row for row in rows if row.status != UpdateStatus.PENDING.value)
                 if len(rows) == len(claimed) or not rows:
                     break  # nothing was dead-lettered, so no more are available
             return claimed
 
         rows = await self._scope.db.run(work, write=True)
+        for row in died:
+            report_dead_letter(self._scope.name, row.id, row.attempts, row.last_error)
+        metrics.add("tgpersist.queue.claimed", len(rows), session=self._scope.name)
         rows.sort(key=lambda r: r.seq)
         return [self._to_domain(row) for row in rows]
 
@@ -226,6 +237,7 @@ class DurableQueue:
         """The update was handled: delete it. False if it was not queued (e.g. acked already)."""
         return bool(await self.ack_many([update_id]))
 
+    @metrics.timed("queue.ack")
     async def ack_many(self, update_ids: Iterable[str]) -> list[str]:
         """Delete several handled updates in one transaction; returns the ids that were still queued."""
         ids = sorted({check_name("update_id", update_id) for update_id in update_ids})
@@ -246,8 +258,11 @@ class DurableQueue:
                 deleted += (await conn.execute(stmt)).scalars()
             return sorted(deleted)
 
-        return await self._scope.db.run(work, write=True)
+        acked = await self._scope.db.run(work, write=True)
+        metrics.add("tgpersist.queue.acked", len(acked), session=name)
+        return acked
 
+    @metrics.timed("queue.fail")
     async def fail(
         self,
         update_id: str,
@@ -288,9 +303,15 @@ class DurableQueue:
                 "status": (UpdateStatus.DEAD if dead else UpdateStatus.PENDING).value,
             }
             await conn.execute(update(queue).where(*key).values(**values))
+            died[:] = [attempts] if dead else []
             return True
 
-        return await self._scope.db.run(work, write=True)
+        died: list[int] = []
+        failed = await self._scope.db.run(work, write=True)
+        metrics.add("tgpersist.queue.failed", int(failed), session=self._scope.name)
+        if died:
+            report_dead_letter(self._scope.name, update_id, died[0], message)
+        return failed
 
     async def extend_lease(
         self, update_id: str, *, owner: str, lease: float | timedelta | None = None
@@ -337,31 +358,7 @@ class DurableQueue:
         An update that a worker holds under a live lease is left alone (False), so that it is never
         handed to two workers at once.
         """
-        check_name("update_id", update_id)
-        queue = self._queue
-
-        async def work(conn: AsyncConnection) -> bool:
-            now = utcnow()
-            not_leased = (
-                (queue.c.status == UpdateStatus.DEAD.value)
-                | queue.c.lease_expires_at.is_(None)
-                | (queue.c.lease_expires_at <= now)
-            )
-            stmt = (
-                update(queue)
-                .where(*self._key(update_id), not_leased)
-                .values(
-                    status=UpdateStatus.PENDING.value,
-                    attempts=0,
-                    available_at=now,
-                    updated_at=now,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                )
-            )
-            return (await conn.execute(stmt)).rowcount > 0
-
-        return await self._scope.db.run(work, write=True)
+        return bool(await self.requeue_many([update_id]))
 
     async def dead_letters(self, limit: int = 100) -> list[DurableUpdate]:
         """Updates whose `max_attempts` claims all failed or expired, in the order they died."""
@@ -382,21 +379,6 @@ class DurableQueue:
 
         row = await self._scope.read(work)
         return None if row is None else self._to_domain(row)
-
-    async def counts(self) -> dict[str, int]:
-        """How many updates are pending and dead."""
-        queue = self._queue
-        stmt = (
-            select(queue.c.status, func.count())
-            .where(queue.c.session_name == self._scope.name)
-            .group_by(queue.c.status)
-        )
-
-        async def work(conn: AsyncConnection) -> dict[str, int]:
-            found = {status: int(n) for status, n in await conn.execute(stmt)}
-            return {s.value: found.get(s.value, 0) for s in UpdateStatus}
-
-        return await self._scope.read(work)
 
     async def _list(self, status: UpdateStatus, limit: int) -> list[DurableUpdate]:
         check_int("limit", limit, 1, 1_000_000)

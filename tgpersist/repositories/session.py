@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tgpersist import peer_cache
+from tgpersist import metrics, peer_cache
 from tgpersist.clock import utcnow
 from tgpersist.domain import Session
 from tgpersist.encryption import KeyLocation
@@ -45,6 +45,7 @@ class SessionRepository(SessionLeases):
         self._table = scope.table(scope.models.Session)
         self._where = KeyLocation(self._table.name, scope.name)  # what a sealed auth key is bound to
 
+    @metrics.timed("session.save")
     async def save(self, session: Session, *, token: int | None = None) -> None:
         """Insert or replace the session (its `name` must be the account's); `created_at` is kept.
 
@@ -71,6 +72,7 @@ class SessionRepository(SessionLeases):
         await self._scope.db.run(work, write=True)
         self._scope.session_known = True
 
+    @metrics.timed("session.load")
     async def load(self) -> Session | None:
         table = self._table
         names = ("name", *FIELDS, "auth_key_id", "created_at", "updated_at")

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import BigInteger, String, bindparam, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tgpersist import metrics
 from tgpersist.clock import utcnow
 from tgpersist.domain import ChannelState, UpdateState
 from tgpersist.errors import InvalidArgument
@@ -69,6 +70,7 @@ class UpdateRepository(DurableQueue):
         rows = await self._scope.db.fetch(self._read_state, {"session_name": self._scope.name})
         return read_back(self._scope.name, UpdateState, *rows[0]) if rows else None
 
+    @metrics.timed("updates.save_state")
     async def save_state(self, state: UpdateState, *, token: int | None = None) -> None:
         """Store the account's update state; under a lease, `LeaseLost` if the session was taken over."""
         if not isinstance(state, UpdateState):
@@ -150,6 +152,7 @@ class UpdateRepository(DurableQueue):
         return await self._scope.db.run(work, write=True)
 
     # -- dedup keys ---------------------------------------------------------------------------------
+    @metrics.timed("updates.remember")
     async def remember(self, key: str, ttl: timedelta | float | None = None) -> bool:
         """Atomically remember `key`: True the first time (or once it expired), False while remembered."""
         check_text("key", key, MAX_NAME, empty=False)

@@ -11,8 +11,9 @@ from sqlalchemy.exc import DBAPIError
 
 from tgpersist.errors import ConstraintViolation, DatabaseRejected, DataRejected
 
-#: SQLSTATEs after which re-running the whole transaction is the documented fix.
-_RETRY_SQLSTATES = {"40001", "40P01", "55P03"}
+#: SQLSTATEs after which re-running the whole transaction is the documented fix, as `retry_cause`
+#: names them.
+_CAUSES = {"40001": "serialization_failure", "40P01": "deadlock", "55P03": "lock_not_available"}
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -20,11 +21,24 @@ def is_retryable(error: BaseException) -> bool:
     if not isinstance(error, DBAPIError):
         return False
     orig = error.orig
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
-    if sqlstate in _RETRY_SQLSTATES:
+    if _sqlstate(orig) in _CAUSES:
         return True
     message = str(orig).lower()
     return "database is locked" in message or "database is busy" in message
+
+
+def retry_cause(error: DBAPIError) -> str:
+    """A short, stable name for why a retryable error happened (a log field and metric attribute)."""
+    cause = _CAUSES.get(_sqlstate(error.orig) or "")
+    if cause is not None:
+        return cause
+    return "database_busy" if "busy" in str(error.orig).lower() else "database_locked"
+
+
+def _sqlstate(orig: object) -> str | None:
+    """The SQLSTATE of a driver error (asyncpg's, wrapped by SQLAlchemy's adapter, sits on `__cause__`)."""
+    found = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    return found if isinstance(found, str) else None
 
 
 def is_missing_parent(error: BaseException) -> bool:
