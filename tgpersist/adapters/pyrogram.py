@@ -235,19 +235,18 @@ class PyrogramStorage(WritesBehind, Storage):
             self._writer.submit(Batch("channel states", self._save_channels, channels))
 
     async def delete_update_state(self, state_id: int | Iterable[int]) -> None:
-        """Forget states: channel states and the account-wide state (0), in memory and in the database."""
+        """Forget states: channel states and the account-wide state (0), in memory and in the database.
+
+        Every id is checked before anything is forgotten: one invalid id changes nothing.
+        """
         ids = (state_id,) if isinstance(state_id, int) else tuple(state_id)
-        gone: dict[int, int] = {}
+        channel_ids = {marked: self._channel_id(marked) for marked in ids if marked != 0}
         for marked in ids:
             self._states.pop(marked, None)
-            if marked == 0:
-                self._writer.submit(
-                    Batch("deleted update state", self._delete_state, {0: None}, barrier=True)
-                )
-            else:
-                channel_id = self._channel_id(marked)
-                gone[channel_id] = channel_id
-        if gone:
+        if 0 in ids:
+            self._writer.submit(Batch("deleted update state", self._delete_state, {0: None}, barrier=True))
+        if channel_ids:
+            gone = {channel_id: channel_id for channel_id in channel_ids.values()}
             self._writer.submit(Batch("deleted channel states", self._delete_channels, gone))
 
     # -- session fields --------------------------------------------------------------------------------------
