@@ -27,17 +27,7 @@ from tgpersist.domain.peer import to_dialog_id
 class PyrogramStorage(FamilyStorage, Storage):
     """A Kurigram storage engine for session `name` of `store` (`storage_engine=` of its `Client`)."""
 
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "dc_id",
-        "server_address",
-        "port",
-        "api_id",
-        "test_mode",
-        "auth_key",
-        "date",
-        "user_id",
-        "is_bot",
-    )
+    FIELDS: ClassVar[tuple[str, ...]] = ("dc_id", "server_address", "port", *FamilyStorage.FIELDS[1:])
 
     def _fork_input_peer(self, peer_id: int, access_hash: Any, peer_type: str) -> Any:
         return get_input_peer(peer_id, access_hash, peer_type)

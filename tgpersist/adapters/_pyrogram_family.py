@@ -34,6 +34,11 @@ FRESH: dict[str, Any] = {"dc_id": 2, "server_address": "149.154.167.51", "port":
 _UNSET: Any = object  # the forks' own "no value passed" sentinel: the class `object`
 
 
+def _as_sqlite(value: Any) -> Any:
+    """A value as the forks' SQLite session table gives it back (booleans are integers there)."""
+    return int(value) if isinstance(value, bool) else value
+
+
 class FamilyStorage(WritesBehind):
     """A Pyrogram-family storage engine for session `name` of `store` (see the fork modules).
 
@@ -174,7 +179,7 @@ class FamilyStorage(WritesBehind):
             return self._values[field]
         change: dict[str, Any] = {field: False if field == "test_mode" and value is None else value}
         row = replace(self._row, **change)
-        self._values[field] = value
+        self._values[field] = _as_sqlite(value)
         if row != self._row:
             self._row = row
             self._writer.submit(Batch("session", self._save_session, {"session": row}))
@@ -185,7 +190,7 @@ class FamilyStorage(WritesBehind):
     def _reset(self, session: Session | None) -> None:
         """Memory as after loading `session` (None: nothing stored yet)."""
         row = session or Session(self.name)
-        values: dict[str, Any] = {name: getattr(row, name) for name in self.FIELDS}
+        values: dict[str, Any] = {name: _as_sqlite(getattr(row, name)) for name in self.FIELDS}
         if row.dc_id is None:  # never written by a client: what a new SQLiteStorage holds
             fresh = {k: v for k, v in FRESH.items() if k in self.FIELDS}
             values.update(fresh, test_mode=None)
