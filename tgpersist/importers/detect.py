@@ -1,4 +1,4 @@
-"""Which client wrote a `.session` file: Telethon or Pyrogram/Kurigram/Pyrofork, told apart by schema.
+"""Which client wrote a `.session` file: Telethon, the Pyrogram family or grammers, told apart by schema.
 
 Files are opened read-only; anything that is not an SQLite database with one of the known layouts
 raises `UnsupportedSessionFile` naming the file and the reason.
@@ -17,11 +17,13 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 #: Tables each client always has (Telethon: `version` holds a `version` column, Pyrogram: `number`).
 TELETHON_TABLES = frozenset({"version", "sessions", "entities"})
 PYROGRAM_TABLES = frozenset({"version", "sessions", "peers"})
+GRAMMERS_TABLES = frozenset({"dc_home", "dc_option", "peer_info", "update_state", "channel_state"})
 
 
 class FileFormat(enum.Enum):
     TELETHON = "telethon"
     PYROGRAM = "pyrogram"
+    GRAMMERS = "grammers"
 
 
 Schema = dict[str, frozenset[str]]
@@ -65,6 +67,8 @@ def format_of(schema: Schema) -> FileFormat | None:
         return FileFormat.TELETHON
     if tables >= PYROGRAM_TABLES and "entities" not in tables and "number" in schema["version"]:
         return FileFormat.PYROGRAM
+    if tables >= GRAMMERS_TABLES and "version" not in tables:
+        return FileFormat.GRAMMERS
     return None
 
 
@@ -91,7 +95,7 @@ def read_schema(conn: sqlite3.Connection, path: str | Path) -> Schema:
 def unknown_schema(path: str | Path, schema: Schema) -> UnsupportedSessionFile:
     tables = ", ".join(sorted(schema)) or "no tables"
     return UnsupportedSessionFile(
-        f"{path}: not a Telethon or Pyrogram session file (unknown schema: {tables})"
+        f"{path}: not a Telethon, Pyrogram or grammers session file (unknown schema: {tables})"
     )
 
 
