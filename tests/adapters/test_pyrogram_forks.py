@@ -6,6 +6,8 @@ client's venv on the database of this test's backend and report every difference
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.clients.venvs import run_in
@@ -21,8 +23,18 @@ async def test_same_results_as_the_forks_own_storage_call_by_call(fork: str, db_
 
 
 @pytest.mark.parametrize("fork", FORKS)
-async def test_the_forks_client_takes_the_storage(fork: str, db_url: str) -> None:
-    report = run_in(fork, "tests.clients.fork_clients", fork, db_url)
+async def test_the_forks_client_takes_the_storage_and_its_files_import(
+    fork: str, db_url: str, tmp_path: Path
+) -> None:
+    report = run_in(fork, "tests.clients.fork_clients", fork, db_url, str(tmp_path))
+    channel_names = ["news", "news_two"] if fork == "pyrofork" else ["news"]
+    assert report.pop("file") == {
+        "exit": 0,
+        "session": [4, 12345, True, 42],
+        "peers": {"-1000000000011": [4, channel_names, None], "42": [1, ["alice"], "15550042"]},
+        "state": [7, 100] if fork == "pyrofork" else None,
+        "channels": [[11, 9]] if fork == "pyrofork" else [],
+    }
     assert report == {
         "uses_our_storage": True,
         "session_string_matches": True,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from grammers.sessions import (
 )
 
 import tgpersist
+from tests.clients.cli import tgpersist_cli
 from tgpersist.adapters.grammers import GrammersSession
 
 KEY2, KEY4 = bytes(range(256)), bytes(reversed(range(256)))
@@ -47,14 +47,8 @@ async def observe(session: Any) -> list[Any]:
     ]
 
 
-def tgpersist_cli(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "tgpersist.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def cli(*args: str) -> str:
+    done = tgpersist_cli(*args)
     if done.returncode != 0:
         raise RuntimeError(done.stderr)
     return done.stdout
@@ -72,8 +66,8 @@ async def main(url: str, workdir: str) -> dict[str, Any]:
     expected = await observe(written)
     await written.close()
 
-    imported = tgpersist_cli("import", str(original), "--name", "g", "--url", url)
-    tgpersist_cli("export", "g", "--format", "grammers", "--out", str(exported), "--url", url)
+    imported = cli("import", str(original), "--name", "g", "--url", url)
+    cli("export", "g", "--format", "grammers", "--out", str(exported), "--url", url)
     reread = SqliteSession(str(exported))
     again = await observe(reread)
     await reread.close()
