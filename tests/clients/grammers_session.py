@@ -204,6 +204,13 @@ async def main(url: str) -> dict[str, Any]:
                     {"after": label, "sqlite": [results[0], seen[0]], "ours": [results[1], seen[1]]}
                 )
         expected = await observe(theirs)
+        async with await tgpersist.open_store(url) as other:
+            try:
+                await GrammersSession.open(other, "grammers", owner="second")
+            except tgpersist.SessionBusy:
+                busy = True
+            else:
+                busy = False
         await ours.aclose()
     async with await tgpersist.open_store(url) as store:
         again = await GrammersSession.open(store, "grammers")
@@ -233,6 +240,7 @@ async def main(url: str) -> dict[str, Any]:
         "differences": differences,
         "home_mirrored": mirrored,
         "client_takes_it": takes_it,
+        "busy": busy,
     }
 
 

@@ -45,12 +45,14 @@ from grammers.sessions import (  # noqa: E402
 from grammers.sessions.dc_options import DEFAULT_DC, KNOWN_DC_OPTIONS  # noqa: E402
 from grammers.sessions.session import Session as GrammersBase  # noqa: E402
 from grammers.tl import types as tl  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
 
 from tgpersist import domain  # noqa: E402
 from tgpersist.adapters._grammers_values import dc_auth_of, dc_option_of  # noqa: E402
 from tgpersist.domain import Peer, PeerType  # noqa: E402
 from tgpersist.errors import InvalidArgument, LeaseLost  # noqa: E402
 from tgpersist.repositories.lease import OnLost, SessionLease  # noqa: E402
+from tgpersist.sql import engines  # noqa: E402
 from tgpersist.store import Account, Store  # noqa: E402
 
 _KIND_OF_TYPE = {PeerType.CHANNEL: ChannelKind.Broadcast, PeerType.SUPERGROUP: ChannelKind.Megagroup}
@@ -63,8 +65,9 @@ class GrammersSession(GrammersBase):  # type: ignore[misc]
     def __new__(cls, *args: Any, **kwargs: Any) -> GrammersSession:
         return super().__new__(cls)  # type: ignore[no-any-return]
 
-    def __init__(self, account: Account, lease: SessionLease | None) -> None:
+    def __init__(self, store: Store, account: Account, lease: SessionLease | None) -> None:
         self.name = account.name
+        self._store = store
         self._account = account
         self._lease = lease
         self._row = domain.Session(account.name)
@@ -102,7 +105,7 @@ class GrammersSession(GrammersBase):  # type: ignore[misc]
             if lease
             else None
         )
-        session = cls(account, held)
+        session = cls(store, account, held)
         try:
             await session._load()
         except BaseException:
@@ -225,8 +228,7 @@ class GrammersSession(GrammersBase):  # type: ignore[misc]
         if isinstance(update, UpdatesState):
             state = domain.UpdateState(update.pts, update.qts, update.date, update.seq)
             channels = {c.id: c.pts for c in update.channels}
-            await self._replace_channels(channels)
-            await updates.save_state(state, token=self._token())
+            await self._replace_state(state, channels)
             self._state, self._channels = state, channels
         elif name == "Channel" and hasattr(update, "id"):
             channel = domain.ChannelState(update.id, update.pts)
@@ -244,12 +246,18 @@ class GrammersSession(GrammersBase):  # type: ignore[misc]
         else:
             raise InvalidArgument("update", f"expected an UpdateState, got {name}")
 
-    async def _replace_channels(self, channels: dict[int, int]) -> None:
-        for gone in set(self._channels) - set(channels):
-            await self._account.updates.delete_channel(gone)
+    async def _replace_state(self, state: domain.UpdateState, channels: dict[int, int]) -> None:
+        """The account's state and exactly `channels`, in one transaction (all of it or nothing)."""
+        token = self._token()
         states = [domain.ChannelState(i, pts) for i, pts in channels.items()]
-        if states:
-            await self._account.updates.save_channels(states, token=self._token())
+        writer = self._store.engine.execution_options(**{engines.WRITE: True})
+        async with AsyncSession(bind=writer, expire_on_commit=False) as db, db.begin():
+            updates = self._store.account(self.name, session=db).updates
+            for gone in set(self._channels) - set(channels):
+                await updates.delete_channel(gone)
+            if states:
+                await updates.save_channels(states, token=token)
+            await updates.save_state(state, token=token)
 
     # -- writes ------------------------------------------------------------------------------------------
     def _token(self) -> int | None:
