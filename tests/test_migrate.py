@@ -17,11 +17,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from aiogram.fsm.storage.base import StorageKey
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 import tgpersist
 from tgpersist import InvalidArgument, SchemaOutOfDate, UnsupportedDatabase, migrate
+from tgpersist.adapters.aiogram import TgPersistStorage
 from tgpersist.models import Placement, declare_models
 
 REPO = Path(__file__).resolve().parents[1]
@@ -462,6 +464,62 @@ async def test_primary_usernames_move_into_the_peer_rows_and_back(db_url: str) -
         return [(peer, name, position, bool(primary)) for peer, name, position, primary in rows]
 
     assert await on_db(db_url, read) == USERNAME_ROWS
+    await migrate.upgrade(db_url)
+    await migrate.check(db_url)
+
+
+#: aiogram conversation keys as 0003 stored them, and as 0004 stores them.
+AIOGRAM_KEYS = [
+    ("aiogram:1", "default|", "default|"),
+    ("aiogram:1", "default|bc-1", "default|bc-1"),
+    ("aiogram:1", "pay|bc|x", "pay|bc\\|x"),
+    ("aiogram:1", "back\\slash|b\\", "back\\\\slash|b\\\\"),
+    ("aiogram:2", "a|b|", "a|b\\|"),
+    ("other", "mine|with|pipes", "mine|with|pipes"),  # not an aiogram account: left alone
+]
+
+
+async def test_aiogram_keys_get_their_unambiguous_form_and_back(db_url: str) -> None:
+    """0004 rewrites the aiogram adapter's conversation keys (split at the first `|`) and only those;
+    its downgrade restores them."""
+    await migrate.upgrade(db_url, "0003_primary_username")
+
+    def write(conn: Connection) -> None:
+        meta = sa.MetaData()
+        meta.reflect(conn)
+        names = sorted({session for session, _, _ in AIOGRAM_KEYS})
+        conn.execute(
+            meta.tables["tgpersist_sessions"].insert(),
+            [{"name": n, "test_mode": False, "created_at": T0, "updated_at": T0} for n in names],
+        )
+        conn.execute(
+            meta.tables["tgpersist_conversations"].insert(),
+            [
+                {"session_name": session, "chat_id": 1, "user_id": 2, "thread_id": 0, "namespace": old}
+                | {"step": f"S:{number}", "created_at": T0, "updated_at": T0}
+                for number, (session, old, _) in enumerate(AIOGRAM_KEYS)
+            ],
+        )
+
+    def read(conn: Connection) -> list[tuple[str, str]]:
+        rows = conn.exec_driver_sql(
+            "SELECT session_name, namespace, step FROM tgpersist_conversations ORDER BY step"
+        )
+        return [(session, namespace) for session, namespace, _ in rows]
+
+    await on_db(db_url, write)
+    await migrate.upgrade(db_url)
+    assert await on_db(db_url, read) == [(session, new) for session, _, new in AIOGRAM_KEYS]
+    async with await tgpersist.open_store(db_url) as store:
+        storage = TgPersistStorage(store)
+        key = StorageKey(bot_id=1, chat_id=1, user_id=2, destiny="pay", business_connection_id="bc|x")
+        assert await storage.get_state(key) == "S:2"
+        key = StorageKey(bot_id=2, chat_id=1, user_id=2, destiny="a", business_connection_id="b|")
+        assert await storage.get_state(key) == "S:4"
+    await migrate.check(db_url)
+
+    await migrate.downgrade(db_url, "0003_primary_username")
+    assert await on_db(db_url, read) == [(session, old) for session, old, _ in AIOGRAM_KEYS]
     await migrate.upgrade(db_url)
     await migrate.check(db_url)
 

@@ -69,3 +69,68 @@ def primary_usernames_out_of_peers(p: Placement = DEFAULT) -> None:
             ).where(peers.c.username_key.is_not(None)),
         )
     )
+
+
+#: The sessions whose conversations `TgPersistStorage` keeps with its default `account` format.
+AIOGRAM_SESSIONS = "aiogram:%"
+_MARK = "\x01"  # stands for an escaped backslash while the other escapes are undone
+
+
+def _conversations(p: Placement) -> sa.TableClause:
+    columns = ("session_name", "chat_id", "user_id", "thread_id", "namespace")
+    return sa.table(p.table("conversations"), *map(sa.column, columns), schema=p.schema)
+
+
+def _find(needle: str, text: sa.ColumnElement[str]) -> sa.ColumnElement[int]:
+    """1-based position of `needle` in `text`, 0 if absent (SQLite's instr, PostgreSQL's strpos)."""
+    name = "strpos" if op.get_context().dialect.name == "postgresql" else "instr"
+    return getattr(sa.func, name)(text, needle)  # type: ignore[no-any-return]
+
+
+def _escaped(text: sa.ColumnElement[str], *, pipes: bool) -> sa.ColumnElement[str]:
+    text = sa.func.replace(text, "\\", "\\\\")
+    return sa.func.replace(text, "|", "\\|") if pipes else text
+
+
+def aiogram_namespaces_escaped(p: Placement = DEFAULT, sessions: str = AIOGRAM_SESSIONS) -> None:
+    """Revision 0004, upgrade: aiogram keys ``destiny|bc`` (split at the first ``|``) get the escaped
+    form of `tgpersist.adapters.aiogram.namespace`; rows without a backslash or a second ``|`` already
+    have it. Only sessions LIKE `sessions` (the adapter's default account format) are touched."""
+    t = _conversations(p)
+    ns = t.c.namespace
+    cut = _find("|", ns)
+    rest = sa.func.substr(ns, cut + 1)
+    op.execute(
+        t.update()
+        .where(
+            t.c.session_name.like(sessions),
+            cut > 0,
+            sa.or_(_find("\\", ns) > 0, _find("|", rest) > 0),
+        )
+        .values(
+            namespace=_escaped(sa.func.substr(ns, 1, cut - 1), pipes=False) + "|" + _escaped(rest, pipes=True)
+        )
+    )
+
+
+def aiogram_namespaces_unescaped(p: Placement = DEFAULT, sessions: str = AIOGRAM_SESSIONS) -> None:
+    """Revision 0004, downgrade: back to ``f"{destiny}|{bc or ''}"``. Lossy where that form cannot tell
+    two keys apart: of two rows that become one key, the one already in the old form is kept."""
+    t = _conversations(p)
+    ns = t.c.namespace
+    other = t.alias("other")
+
+    def collides(target: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+        return sa.exists().where(
+            *(other.c[c] == t.c[c] for c in ("session_name", "chat_id", "user_id", "thread_id")),
+            other.c.namespace == target,
+        )
+
+    mine = t.c.session_name.like(sessions)
+    empty_bc = sa.and_(mine, ns.like("%||"), _find("\\", ns) == 0)
+    trimmed = sa.func.substr(ns, 1, sa.func.length(ns) - 1)
+    unescaped = sa.func.replace(sa.func.replace(sa.func.replace(ns, "\\\\", _MARK), "\\|", "|"), _MARK, "\\")
+    with_escapes = sa.and_(mine, _find("\\", ns) > 0)
+    for where, target in ((empty_bc, trimmed), (with_escapes, unescaped)):
+        op.execute(t.delete().where(where, collides(target)))
+        op.execute(t.update().where(where).values(namespace=target))

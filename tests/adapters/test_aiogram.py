@@ -153,3 +153,23 @@ async def test_close_store_true_closes_the_store(db_url: str) -> None:
     await storage.close()
     async with await tgpersist.open_store(db_url) as again:
         assert await TgPersistStorage(again).get_state(PLAIN) == "S:x"
+
+
+async def test_keys_that_the_old_encoding_merged_are_kept_apart(store: tgpersist.Store) -> None:
+    """`("a", "b|")` vs `("a|b", None)` and an empty business connection vs none: one row each."""
+    storage = TgPersistStorage(store)
+    keys = [
+        StorageKey(bot_id=1, chat_id=1, user_id=1, destiny="a", business_connection_id="b|"),
+        StorageKey(bot_id=1, chat_id=1, user_id=1, destiny="a|b"),
+        StorageKey(bot_id=1, chat_id=1, user_id=1, destiny="a", business_connection_id=""),
+        StorageKey(bot_id=1, chat_id=1, user_id=1, destiny="a"),
+        StorageKey(bot_id=1, chat_id=1, user_id=1, destiny="a\\", business_connection_id="|b"),
+        StorageKey(bot_id=1, chat_id=1, user_id=1, destiny="a\\|", business_connection_id="b"),
+    ]
+    for number, key in enumerate(keys):
+        await storage.set_state(key, f"S:{number}")
+    assert [await storage.get_state(key) for key in keys] == [f"S:{n}" for n in range(len(keys))]
+    stored = await store.account("aiogram:1").conversations.list(1)
+    assert sorted(c.namespace for c in stored) == sorted(
+        ["a|b\\|", "a\\|b|", "a||", "a|", "a\\\\|\\|b", "a\\\\\\||b"]
+    )

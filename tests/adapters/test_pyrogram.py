@@ -363,6 +363,27 @@ async def test_account_state_deletion_is_durable(db_url: str) -> None:
         await storage.close()
 
 
+async def test_deleting_a_valid_and_an_invalid_state_id_changes_nothing(db_url: str) -> None:
+    """`delete_update_state([valid, invalid])` checks the whole list first: memory and database keep both."""
+    name = fresh_name()
+    async with await tgpersist.open_store(db_url) as store:
+        storage = PyrogramStorage(store, name)
+        await storage.open()
+        await storage.set_update_state([UpdateState(0, 1, 2, 3, 4), UpdateState(CH1, 5, None, None, None)])
+        with pytest.raises(InvalidArgument) as info:
+            await storage.delete_update_state([CH1, 0, 42])
+        assert info.value.field == "id"
+        assert [s.id for s in await storage.get_update_states()] == [CH1, 0]
+        await storage.close()
+        assert [c.channel_id for c in await store.account(name).updates.list_channels()] == [11]
+        assert await store.account(name).updates.load_state() == tgpersist.UpdateState(1, 2, 3, 4)
+    async with await tgpersist.open_store(db_url) as store:
+        storage = PyrogramStorage(store, name)
+        await storage.open()
+        assert [s.id for s in await storage.get_update_states()] == [CH1, 0]
+        await storage.close()
+
+
 async def test_bad_values_raise_and_change_nothing(store: tgpersist.Store) -> None:
     name = fresh_name()
     storage = PyrogramStorage(store, name)

@@ -118,7 +118,7 @@ async def test_refusals_write_no_file(store: Store, tmp_path: Path) -> None:
     with pytest.raises(SessionNotFound, match="no session named 'nobody'"):
         await export_session_file(store, "nobody", tmp_path / "nobody.session", "telethon")
     with pytest.raises(InvalidArgument, match="format"):
-        await export_session_file(store, "alice", tmp_path / "x.session", "grammers")
+        await export_session_file(store, "alice", tmp_path / "x.session", "madeline")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -6,7 +6,10 @@ Each `StorageKey` is one conversation of the conversations repository:
 
 - the account (session name) is `account.format(bot_id=key.bot_id)`, by default ``"aiogram:<bot_id>"``;
 - `chat_id`, `user_id` and `thread_id` are the conversation's own (a thread id of 0 counts as none);
-- the namespace is ``f"{key.destiny}|{key.business_connection_id or ''}"``.
+- the namespace is `namespace(key.destiny, key.business_connection_id)`: each part with ``\\`` and
+  ``|`` escaped by a backslash, joined by ``|``; no business connection leaves the second part empty
+  and an empty one is written ``|`` (so ``("a", "b|")``, ``("a|b", None)`` and ``("a", "")`` differ).
+  Revision 0004 rewrote the rows of the earlier, ambiguous ``f"{destiny}|{bc or ''}"`` keys.
 
 The FSM state is `Conversation.step` and the data dict is `Conversation.data`, stored as JSON: values
 must be JSON-able (tuples come back as lists, dict keys as strings), unlike `MemoryStorage`, which keeps
@@ -37,6 +40,21 @@ from tgpersist.store import Account, Store  # noqa: E402
 DEFAULT_ACCOUNT = "aiogram:{bot_id}"
 
 
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|")
+
+
+def namespace(destiny: str, business_connection_id: str | None) -> str:
+    """The conversation namespace of an aiogram destiny and business connection (one per pair)."""
+    if business_connection_id is None:
+        connection = ""
+    elif business_connection_id == "":
+        connection = "|"
+    else:
+        connection = _escape(business_connection_id)
+    return f"{_escape(destiny)}|{connection}"
+
+
 class TgPersistStorage(BaseStorage):
     """aiogram FSM state and data in the conversations of `store` (see the module docstring)."""
 
@@ -57,7 +75,7 @@ class TgPersistStorage(BaseStorage):
             "chat_id": key.chat_id,
             "user_id": key.user_id,
             "thread_id": key.thread_id or None,
-            "namespace": f"{key.destiny}|{key.business_connection_id or ''}",
+            "namespace": namespace(key.destiny, key.business_connection_id),
         }
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:

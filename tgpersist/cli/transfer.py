@@ -57,9 +57,9 @@ def register(sub: Any, session_actions: Any) -> None:
     add_url(import_file)
     import_file.set_defaults(handler=import_file_command)
 
-    export_file = sub.add_parser("export", help="write a session as a Telethon or Pyrogram .session file")
+    export_file = sub.add_parser("export", help="write a session as a Telethon, Pyrogram or grammers file")
     export_file.add_argument("name")
-    export_file.add_argument("--format", choices=FORMATS, required=True)
+    export_file.add_argument("--format", choices=(*FORMATS, "grammers"), required=True)
     export_file.add_argument("--out", type=Path, required=True, help="the file to create")
     export_file.add_argument("--force", action="store_true", help="overwrite the file if it exists")
     export_file.add_argument("--progress", action="store_true", help="always show the progress")

@@ -1,4 +1,4 @@
-"""Taking sessions out of a store again: as Telethon or Pyrogram/Kurigram `.session` files.
+"""Taking sessions out of a store again: as Telethon, Pyrogram/Kurigram or grammers session files.
 
 `export_session_file` reads the account in one read transaction and writes a file the named client
 opens as its own; `write_session_file` does the same for a `SessionSnapshot` already in hand.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tgpersist.errors import InvalidArgument
-from tgpersist.exporters import pyrogram, telethon
+from tgpersist.exporters import grammers, pyrogram, telethon
 from tgpersist.exporters.account import SessionNotFound, read_account
 from tgpersist.exporters.result import ExportResult
 from tgpersist.importers.snapshot import SessionSnapshot
@@ -28,11 +28,13 @@ __all__ = [
 def write_session_file(
     snapshot: SessionSnapshot, path: str | Path, format: StringFormat | str, *, overwrite: bool = False
 ) -> ExportResult:
-    """Write `snapshot` as a `format` ("telethon" or "pyrogram") session file at `path`."""
+    """Write `snapshot` as a `format` ("telethon", "pyrogram" or "grammers") session file at `path`."""
+    if format == "grammers":
+        return grammers.write(snapshot, path, overwrite=overwrite)
     try:
         chosen = StringFormat(format)
     except ValueError:
-        raise InvalidArgument("format", f"{format!r} is not telethon or pyrogram") from None
+        raise InvalidArgument("format", f"{format!r} is not telethon, pyrogram or grammers") from None
     writer = telethon.write if chosen is StringFormat.TELETHON else pyrogram.write
     return writer(snapshot, path, overwrite=overwrite)
 

@@ -29,6 +29,7 @@ async def read_account(store: Store, name: str) -> SessionSnapshot:
         state = await account.updates.load_state()
         channels = await account.updates.list_channels()
         sent_files = await account.files.list()
+        dc_auth = await account.dc_auth.list()
     return SessionSnapshot(
         session=session,
         source=f"tgpersist session {name!r}",
@@ -36,4 +37,5 @@ async def read_account(store: Store, name: str) -> SessionSnapshot:
         update_state=state,
         channels=tuple(channels),
         sent_files=tuple(sent_files),
+        dc_auth=tuple(dc_auth),
     )

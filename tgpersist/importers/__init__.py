@@ -11,7 +11,7 @@ import asyncio
 from pathlib import Path
 
 from tgpersist import session_strings
-from tgpersist.importers import pyrogram, telethon
+from tgpersist.importers import grammers, pyrogram, telethon
 from tgpersist.importers.detect import FileFormat, detect
 from tgpersist.importers.snapshot import SessionSnapshot
 from tgpersist.importers.writer import ImportResult, Progress, SessionExists, write_snapshot
@@ -35,10 +35,13 @@ __all__ = [
 
 
 def read_session_file(path: str | Path, name: str) -> SessionSnapshot:
-    """Everything the Telethon or Pyrogram-family `.session` file at `path` holds, named `name`."""
+    """Everything the Telethon, Pyrogram-family or grammers session file at `path` holds, named `name`."""
     check_name("name", name)
-    if detect(path) is FileFormat.TELETHON:
+    found = detect(path)
+    if found is FileFormat.TELETHON:
         return telethon.read(path, name)
+    if found is FileFormat.GRAMMERS:
+        return grammers.read(path, name)
     return pyrogram.read(path, name)
 
 

@@ -1,4 +1,4 @@
-"""Which client wrote a `.session` file: Telethon or Pyrogram/Kurigram/Pyrofork, told apart by schema.
+"""Which client wrote a `.session` file: Telethon, the Pyrogram family or grammers, told apart by schema.
 
 Files are opened read-only; anything that is not an SQLite database with one of the known layouts
 raises `UnsupportedSessionFile` naming the file and the reason.
@@ -18,11 +18,13 @@ __all__ = ["SQLITE_MAGIC", "FileFormat", "detect", "open_readonly"]
 #: Tables each client always has (Telethon: `version` holds a `version` column, Pyrogram: `number`).
 TELETHON_TABLES = frozenset({"version", "sessions", "entities"})
 PYROGRAM_TABLES = frozenset({"version", "sessions", "peers"})
+GRAMMERS_TABLES = frozenset({"dc_home", "dc_option", "peer_info", "update_state", "channel_state"})
 
 
 class FileFormat(enum.Enum):
     TELETHON = "telethon"
     PYROGRAM = "pyrogram"
+    GRAMMERS = "grammers"
 
 
 Schema = dict[str, frozenset[str]]
@@ -49,6 +51,8 @@ def format_of(schema: Schema) -> FileFormat | None:
         return FileFormat.TELETHON
     if tables >= PYROGRAM_TABLES and "entities" not in tables and "number" in schema["version"]:
         return FileFormat.PYROGRAM
+    if tables >= GRAMMERS_TABLES and "version" not in tables:
+        return FileFormat.GRAMMERS
     return None
 
 
@@ -89,7 +93,7 @@ def unreadable(
 def unknown_schema(path: str | Path, schema: Schema) -> UnsupportedSessionFile:
     tables = ", ".join(sorted(schema)) or "no tables"
     return UnsupportedSessionFile(
-        f"{path}: not a Telethon or Pyrogram session file (unknown schema: {tables})"
+        f"{path}: not a Telethon, Pyrogram or grammers session file (unknown schema: {tables})"
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tgpersist.domain import ChannelState, Peer, Session, UpdateState
+from tgpersist.domain import ChannelState, DcAuth, Peer, Session, UpdateState
 from tgpersist.repositories.files import SentFile
 
 
@@ -26,5 +26,6 @@ class SessionSnapshot:
     update_state: UpdateState | None = None
     channels: tuple[ChannelState, ...] = field(default=(), repr=False)
     sent_files: tuple[SentFile, ...] = field(default=(), repr=False)
+    dc_auth: tuple[DcAuth, ...] = field(default=(), repr=False)  # per-DC keys (grammers)
     filled_from_dc_table: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()

@@ -76,6 +76,8 @@ async def write_snapshot(
             await account.updates.save_channels(list(snapshot.channels))
         if snapshot.sent_files:
             await account.files.save_many(snapshot.sent_files)
+        for entry in snapshot.dc_auth:
+            await account.dc_auth.save(entry)
     return ImportResult(
         name=name,
         source=snapshot.source,
