@@ -65,9 +65,17 @@ class HeldSqlite(Executor):
         self._pinned = PinnedConnection(engine)
         self._names = itertools.count()
 
-    async def transaction(self, body: Callable[[Executor], Awaitable[T]]) -> T:
-        """`body(self)` between `BEGIN IMMEDIATE` and `COMMIT`; rolled back if anything fails."""
+    async def transaction(self, body: Callable[[Executor], Awaitable[T]], *, statements: int = 2) -> T:
+        """`body(self)` between `BEGIN IMMEDIATE` and `COMMIT`; rolled back if anything fails.
+
+        Speed trick: a body of one statement (`statements=1`) runs without BEGIN and COMMIT, as
+        SQLite's own implicit transaction, atomic and durable by itself: one thread hop instead of
+        three (measured: about a third of a lone `remember`'s time). Lock waits are SQLite's busy
+        timeout, as for BEGIN IMMEDIATE; a stale-snapshot "database is locked" is re-run by the caller.
+        """
         driver = self._pinned.driver or await self._pinned.open()
+        if statements == 1:
+            return await body(_OneStatement(self))
         await self.raw("BEGIN IMMEDIATE", ())
         try:
             result = await body(self)
@@ -106,3 +114,20 @@ class HeldSqlite(Executor):
     async def close(self) -> None:
         """Give the held connection back to the pool."""
         await self._pinned.close()
+
+
+class _OneStatement(Executor):
+    """The held connection in autocommit mode, for a body that promised to run one statement."""
+
+    def __init__(self, held: HeldSqlite) -> None:
+        self._held = held
+        self._sent = False
+
+    async def raw(self, sql: str, params: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
+        if self._sent:
+            raise AssertionError("a second statement outside a transaction")
+        self._sent = True
+        return await self._held.raw(sql, params)
+
+    def savepoint(self) -> contextlib.AbstractAsyncContextManager[None]:
+        raise AssertionError("no savepoint outside a transaction")

@@ -49,6 +49,9 @@ class Remember(Kind[tuple[str, timedelta], bool]):
             where=t.c.expires_at <= bindparam("now", type_=expires),
         ).returning(t.c.session_name, t.c.key)
 
+    def one_statement(self, calls: Sequence[Call[Any, Any]]) -> bool:
+        return True
+
     async def apply(self, ex: Executor, calls: Sequence[RememberCall]) -> list[bool]:
         now = utcnow()  # per attempt: a re-run transaction judges expiry afresh
         first = first_per_key(calls, _key)
@@ -74,6 +77,9 @@ class Forget(Kind[str, bool]):
             .where(t.c.session_name == bindparam("s", type_=String), t.c.key.in_(keys))
             .returning(t.c.key)
         )
+
+    def one_statement(self, calls: Sequence[Call[Any, Any]]) -> bool:
+        return len({c.scope.name for c in calls}) == 1
 
     async def apply(self, ex: Executor, calls: Sequence[ForgetCall]) -> list[bool]:
         first = first_per_key(calls, _key)

@@ -77,12 +77,13 @@ class GroupCommit:
         )
         self._pending: list[Call[Any, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._leading = False  # a lone caller is committing its own call
         self.stats = Stats()
 
     @property
     def in_flight(self) -> bool:
         """Whether a batch is being committed (calls arriving now gather for the next one)."""
-        return self._flusher is not None
+        return self._flusher is not None or self._leading
 
     @property
     def gathering(self) -> int:
@@ -99,24 +100,40 @@ class GroupCommit:
         committed: Callable[[R], None] | None = None,
     ) -> R:
         """Run one call through the writer; its answer once its transaction committed."""
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
         call = Call(scope, kind, args, fence, future, committed)
         if self._db.in_unit_of_work():
             # Inside another unit of work, which holds the write turn the writer would wait for.
             await self._commit([call], alone=True)
+        elif self._flusher is None and not self._leading:
+            # Nothing in flight: the caller commits its own call at once, in its own task (no
+            # timer, no hand-off); calls that arrive meanwhile gather for a flusher started after.
+            self._leading = True
+            try:
+                await self._commit([call])
+            finally:
+                self._leading = False
+                self._start_flusher()
         else:
             self._pending.append(call)
-            if self._flusher is None:
-                # A fresh context: the flusher must not inherit the caller's turns (see Database.run).
-                self._flusher = asyncio.get_running_loop().create_task(
-                    self._flush(), name="tgpersist group commit", context=contextvars.Context()
-                )
+            self._start_flusher()
         return await future
 
+    def _start_flusher(self) -> None:
+        if self._pending and self._flusher is None and not self._leading:
+            # A fresh context: the flusher must not inherit the caller's turns (see Database.run).
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush(), name="tgpersist group commit", context=contextvars.Context()
+            )
+
     async def close(self) -> None:
-        """Let the batch in flight finish, then give back the held connection."""
-        while self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        """Let the batches in flight finish, then give back the held connection."""
+        while self._flusher is not None or self._leading:
+            if self._flusher is not None:
+                await asyncio.shield(self._flusher)
+            else:
+                await asyncio.sleep(0.001)
         if self._held is not None:
             await self._held.close()
 
@@ -170,15 +187,15 @@ class GroupCommit:
         """Each call's answer or error, after one committed transaction (re-run once if the session
         row of an account went missing meanwhile, as `Scope.write` does)."""
         try:
-            return await self._run(lambda ex: self._body(ex, batch, isolate), alone)
+            return await self._run(lambda ex: self._body(ex, batch, isolate), alone, _statements(batch))
         except IntegrityError as error:
             if not errors.is_missing_parent(error):
                 raise
             for call in batch:
                 call.scope.session_known = False
-            return await self._run(lambda ex: self._body(ex, batch, isolate), alone)
+            return await self._run(lambda ex: self._body(ex, batch, isolate), alone, 2)
 
-    async def _run(self, body: Callable[[Executor], Any], alone: bool) -> list[Any]:
+    async def _run(self, body: Callable[[Executor], Any], alone: bool, statements: int) -> list[Any]:
         held = self._held
         if held is None or alone:
 
@@ -186,7 +203,7 @@ class GroupCommit:
                 return await body(ConnectionExecutor(conn))  # type: ignore[no-any-return]
 
             return await self._db.run(work, write=True)
-        return await self._db.run_held(lambda: held.transaction(body))
+        return await self._db.run_held(lambda: held.transaction(body, statements=statements))
 
     async def _body(self, ex: Executor, batch: Sequence[Call[Any, Any]], isolate: bool) -> list[Any]:
         outcomes: list[Any] = [None] * len(batch)
@@ -241,6 +258,18 @@ class GroupCommit:
         now = utcnow()
         for name in sorted(names):
             await ex.rows(self._sessions.create, {"name": name, "now": now})
+
+
+def _statements(batch: Sequence[Call[Any, Any]]) -> int:
+    """1 if the batch runs one statement: calls of one kind that it writes in one statement, with no
+    fence to check and no session row to create (see `HeldSqlite.transaction`); else 2 ("more")."""
+    kind = batch[0].kind
+    for call in batch:
+        if call.kind.group != kind.group or call.fence is not None:
+            return 2
+        if call.kind.creates_rows and not call.scope.session_known:
+            return 2
+    return 1 if kind.one_statement(batch) else 2
 
 
 def _isolatable(error: BaseException) -> bool:

@@ -72,6 +72,10 @@ class Kind(abc.ABC, Generic[A, R]):
     async def apply(self, ex: Executor, calls: Sequence[Call[A, R]]) -> list[R]:
         """Each call's answer, in order, after running them all on `ex` (inside one transaction)."""
 
+    def one_statement(self, calls: Sequence[Call[A, R]]) -> bool:
+        """Whether `apply(calls)` runs exactly one statement (it may then run outside a transaction)."""
+        return False
+
     def for_rows(self, rows: int) -> CompiledRead:
         """The multi-row statement for `rows` rows (`rows_statement`), compiled once per row count."""
         return self.compiled(rows, functools.partial(self.rows_statement, rows))

@@ -39,6 +39,9 @@ class Enqueue(Kind[list[dict[str, Any]], int]):
         stmt = statements.insert_ignore(t, self.sa_dialect.name, ["session_name", "id"])
         return stmt.values(values).returning(t.c.session_name, t.c.id)
 
+    def one_statement(self, calls: Sequence[Call[Any, Any]]) -> bool:
+        return sum(len(c.args) for c in calls) <= self.chunk_rows(len(ENQUEUED))
+
     async def apply(self, ex: Executor, calls: Sequence[EnqueueCall]) -> list[int]:
         owner: dict[tuple[str, str], int] = {}
         rows = []
@@ -68,6 +71,11 @@ class Ack(Kind[list[str], list[str]]):
         ids = [bindparam(f"i{i}", type_=String) for i in range(rows)]
         session = bindparam("s", type_=String)
         return delete(t).where(t.c.session_name == session, t.c.id.in_(ids)).returning(t.c.id)
+
+    def one_statement(self, calls: Sequence[Call[Any, Any]]) -> bool:
+        return len({c.scope.name for c in calls}) == 1 and sum(len(c.args) for c in calls) <= self.chunk_rows(
+            1
+        )
 
     async def apply(self, ex: Executor, calls: Sequence[AckCall]) -> list[list[str]]:
         owner: dict[tuple[str, str], int] = {}
@@ -163,6 +171,9 @@ class ExtendLease(_Leased):
             )
             .returning(literal(1, Integer))
         )
+
+    def one_statement(self, calls: Sequence[Call[Any, Any]]) -> bool:
+        return len(calls) == 1
 
     async def apply(self, ex: Executor, calls: Sequence[Call[ExtendArgs, bool]]) -> list[bool]:
         statement = self.compiled("extend", self._statement)

@@ -42,6 +42,9 @@ class Upsert(Kind[list[dict[str, Any]], None]):
             index_elements=list(self.keys), set_={c: excluded[c] for c in self.updated}
         )
 
+    def one_statement(self, calls: Sequence[Call[Any, Any]]) -> bool:
+        return sum(len(c.args) for c in calls) <= self.chunk_rows(len(self.columns))
+
     async def apply(self, ex: Executor, calls: Sequence[RowsCall]) -> list[None]:
         last: dict[tuple[Any, ...], dict[str, Any]] = {}
         for call in calls:
@@ -67,6 +70,9 @@ class DeleteRow(Kind[dict[str, Any], bool]):
         t = self.table
         where = [t.c[k] == bindparam(k, type_=t.c[k].type) for k in self.keys]
         return delete(t).where(*where).returning(literal(1, Integer))
+
+    def one_statement(self, calls: Sequence[Call[Any, Any]]) -> bool:
+        return len(calls) == 1
 
     async def apply(self, ex: Executor, calls: Sequence[Call[dict[str, Any], bool]]) -> list[bool]:
         statement = self.compiled("delete", self._statement)
