@@ -34,6 +34,7 @@ from benchmarks.harness import (
     Contestant,
     compete,
     databases,
+    open_stores,
     per_call,
     quick,
     scaled,
@@ -189,9 +190,7 @@ async def measure(urls: dict[str, str]) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="tgpersist-bench-gc-") as tmp:
         workdir = Path(tmp)
         async with contextlib.AsyncExitStack() as stack:
-            stores = {
-                b: await stack.enter_async_context(await tgpersist.open_store(u)) for b, u in urls.items()
-            }
+            stores = await open_stores(stack, urls)
             raw_db, raw = await raw_aiosqlite(workdir / "raw.db", calls)
             stack.push_async_callback(raw_db.close)
             many = tgpersist_writes(stores["sqlite"], "sqlite", calls, CALLERS)

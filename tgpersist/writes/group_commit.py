@@ -139,7 +139,13 @@ class GroupCommit:
 
     async def _flush(self) -> None:
         try:
-            while self._pending:
+            while True:
+                if not self._pending:
+                    # One turn of the loop (not a timer) for the callers just answered: their next
+                    # calls join the next batch instead of each committing alone.
+                    await asyncio.sleep(0)
+                    if not self._pending:
+                        return
                 batch = [call for call in self._pending if not call.future.done()]  # cancelled callers
                 self._pending = []
                 if batch:

@@ -62,11 +62,8 @@ class Kind(abc.ABC, Generic[A, R]):
         self.table = table
         self.sa_dialect = sa_dialect
         self._shapes: dict[Hashable, CompiledRead] = {}
-
-    @property
-    def group(self) -> Hashable:
-        """Calls whose kinds share this run together (the same sort on the same table, any account)."""
-        return (type(self), self.table.fullname)
+        #: Calls whose kinds share this run together (the same sort on the same table, any account).
+        self.group: Hashable = (type(self), table.fullname)
 
     @abc.abstractmethod
     async def apply(self, ex: Executor, calls: Sequence[Call[A, R]]) -> list[R]:
