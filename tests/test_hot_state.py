@@ -106,3 +106,14 @@ async def test_a_new_lease_does_not_trust_memory_from_the_last_one(
     await theirs.save_state(UpdateState(5, 5, 5, 5))  # written while nobody held the lease
     async with acct.session.lease(owner="me", heartbeat=0):
         assert await acct.updates.load_state() == UpdateState(5, 5, 5, 5)
+
+
+async def test_deleting_the_session_under_the_lease_drops_the_memory(store: tgpersist.Store) -> None:
+    acct = store.account("bot")
+    async with acct.session.lease(owner="me", heartbeat=0):
+        await acct.updates.save_state(UpdateState(1, 1, 1, 1))
+        await acct.updates.save_channel(ChannelState(2, 2))
+        assert await acct.updates.list_channels() == [ChannelState(2, 2)]
+        assert await acct.session.delete() is True
+        assert await acct.updates.load_state() is None
+        assert await acct.updates.list_channels() == []
