@@ -224,3 +224,16 @@ async def test_a_cancelled_caller_leaves_the_others_alone(store: tgpersist.Store
     assert await first is True
     assert [await calls[0], await calls[2]] == [True, True]
     assert calls[1].cancelled()
+
+
+async def test_a_session_deleted_elsewhere_is_created_again_by_the_next_batch(
+    store: tgpersist.Store, db_url: str
+) -> None:
+    updates = store.account("bot").updates
+    assert await updates.remember("before") is True  # the session row is known to exist now
+    async with await tgpersist.open_store(db_url) as other:
+        assert await other.account("bot").session.delete() is True
+    answers = await asyncio.gather(updates.remember("after"), updates.enqueue(DurableUpdate(b"a", id="a1")))
+    assert answers == [True, True]
+    assert await store.list_sessions() == ["bot"]  # re-created (the rows reference it)
+    assert await updates.seen("after") is True and await updates.seen("before") is False

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tgpersist.sql import engines
 from tgpersist.sql.pinned import PinnedConnection, sqlite_error
 from tgpersist.sql.reads import CompiledRead
 
@@ -73,7 +74,7 @@ class HeldSqlite(Executor):
         three (measured: about a third of a lone `remember`'s time). Lock waits are SQLite's busy
         timeout, as for BEGIN IMMEDIATE; a stale-snapshot "database is locked" is re-run by the caller.
         """
-        driver = self._pinned.driver or await self._pinned.open()
+        driver = self._pinned.driver or await self._open()
         if statements == 1:
             return await body(_OneStatement(self))
         await self.raw("BEGIN IMMEDIATE", ())
@@ -110,6 +111,15 @@ class HeldSqlite(Executor):
             await self.raw(f"RELEASE {name}", ())
             raise
         await self.raw(f"RELEASE {name}", ())
+
+    async def _open(self) -> Any:
+        """The driver connection, with foreign keys on: our raw BEGIN skips the engine's begin hook,
+        which would switch them back on after a migration left them off on this pool connection."""
+        driver = await self._pinned.open()
+        if not self._pinned.info.get(engines.FOREIGN_KEYS, True):
+            await self.raw("PRAGMA foreign_keys = ON", ())
+            self._pinned.info[engines.FOREIGN_KEYS] = True
+        return driver
 
     async def close(self) -> None:
         """Give the held connection back to the pool."""

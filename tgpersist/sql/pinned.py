@@ -19,6 +19,8 @@ class PinnedConnection:
         self._engine = engine
         self._conn: AsyncConnection | None = None
         self.driver: Any = None  # None until `open`, and again after `close`
+        #: The pool record's `info` of the held connection (what the engine's hooks noted about it).
+        self.info: dict[Any, Any] = {}
         self._opening = asyncio.Lock()
 
     async def open(self) -> Any:
@@ -27,7 +29,8 @@ class PinnedConnection:
             if self.driver is None:
                 conn = await self._engine.connect()
                 try:
-                    self.driver = (await conn.get_raw_connection()).driver_connection
+                    raw = await conn.get_raw_connection()
+                    self.driver, self.info = raw.driver_connection, raw.info
                 except BaseException:
                     await conn.close()
                     raise
