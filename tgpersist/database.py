@@ -74,9 +74,9 @@ class Database:
         return await self._retrying(once)
 
     async def run_held(self, transaction: Callable[[], Awaitable[T]]) -> T:
-        """A write transaction that the caller sends itself on a driver connection it holds (the
-        group-commit writer's, `tgpersist.sql.held`): in this process's write turn, and re-run whole
-        if retryable, as `run` does; `transaction` sends its own BEGIN and COMMIT."""
+        """A write transaction that the caller runs itself (the group-commit writer: its own BEGIN and
+        COMMIT on a SQLite connection it holds, or one statement in autocommit mode): in this
+        process's write turn, and re-run whole if retryable, as `run` does."""
         turns = self._turns or self._write_turns
 
         async def once() -> T:

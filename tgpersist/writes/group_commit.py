@@ -75,6 +75,10 @@ class GroupCommit:
             if db.dialect == "sqlite" and not engines.single_connection(db.engine)
             else None
         )
+        # PostgreSQL: a batch of one statement runs on an AUTOCOMMIT connection.
+        self._autocommit = (
+            db.engine.execution_options(isolation_level="AUTOCOMMIT") if db.dialect == "postgresql" else None
+        )
         self._pending: list[Call[Any, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._leading = False  # a lone caller is committing its own call
@@ -203,6 +207,15 @@ class GroupCommit:
 
     async def _run(self, body: Callable[[Executor], Any], alone: bool, statements: int) -> list[Any]:
         held = self._held
+        if statements == 1 and not alone and self._autocommit is not None:
+            # One statement is its own transaction: one round trip instead of BEGIN, it, COMMIT.
+            autocommit = self._autocommit
+
+            async def lone_statement() -> list[Any]:
+                async with autocommit.connect() as conn:
+                    return await body(ConnectionExecutor(conn))  # type: ignore[no-any-return]
+
+            return await self._db.run_held(lone_statement)
         if held is None or alone:
 
             async def work(conn: AsyncConnection) -> list[Any]:
