@@ -126,8 +126,9 @@ class DurableQueue:
     ) -> int:
         """Store several updates in one transaction; returns how many were new."""
         now = utcnow()
-        available = now + _seconds("delay", delay, 0)
-        rows: dict[str, dict[str, Any]] = {}
+        available = now if delay is None else now + _seconds("delay", delay, 0)
+        rows: dict[str, tuple[Any, ...]] = {}
+        name, pending = self._scope.name, UpdateStatus.PENDING.value
         for item in updates:
             if isinstance(item, bytes | bytearray | memoryview):
                 item = DurableUpdate(payload=bytes(item))
@@ -135,19 +136,8 @@ class DurableQueue:
                 raise InvalidArgument(
                     "update", f"expected a DurableUpdate or bytes, got {type(item).__name__}"
                 )
-            rows.setdefault(
-                item.id,
-                {
-                    "session_name": self._scope.name,
-                    "id": item.id,
-                    "payload": item.payload,
-                    "status": UpdateStatus.PENDING.value,
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                    "available_at": available,
-                },
-            )
+            # In the order of `writes.ENQUEUED`.
+            rows.setdefault(item.id, (name, item.id, item.payload, pending, 0, now, now, available))
         if not rows:
             return 0
         return await self._scope.submit(self._enqueue, list(rows.values()))

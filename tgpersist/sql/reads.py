@@ -40,6 +40,11 @@ class CompiledRead:
             if (process := column.type.dialect_impl(sa_dialect).result_processor(sa_dialect, None))
         ]
 
+    @property
+    def binds(self) -> list[tuple[str, Any, Any]]:
+        """(name, fixed value, bind processor or None) of each parameter, in positional order."""
+        return self._binds
+
     def params(self, values: dict[str, Any]) -> tuple[Any, ...]:
         out = []
         for key, fixed, process in self._binds:

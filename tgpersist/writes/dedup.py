@@ -29,6 +29,7 @@ class Remember(Kind[tuple[str, timedelta], bool]):
     one caller of a key, in any process, is told it is new. Repeats of a key in one batch are not."""
 
     creates_rows = True
+    row_columns = ("s", "k", "e")
 
     def rows_statement(self, rows: int) -> UpdateBase:
         t = self.table
@@ -55,19 +56,17 @@ class Remember(Kind[tuple[str, timedelta], bool]):
     async def apply(self, ex: Executor, calls: Sequence[RememberCall]) -> list[bool]:
         now = utcnow()  # per attempt: a re-run transaction judges expiry afresh
         first = first_per_key(calls, _key)
-        rows = [(key, now + calls[index].args[1]) for key, index in first.items()]
+        rows = [(c.scope.name, c.args[0], now + c.args[1]) for c in (calls[i] for i in first.values())]
         new: set[Any] = set()
         for part in chunks(rows, self.chunk_rows(3)):
-            values: dict[str, Any] = {"now": now}
-            for i, ((session, key), expires) in enumerate(part):
-                values.update({f"s{i}": session, f"k{i}": key, f"e{i}": expires})
-            statement = self.for_rows(len(part))
-            new.update(await ex.rows(statement, values))
+            new.update(await self.for_rows(len(part)).run(ex, part, {"now": now}))
         return [first[_key(c)] == i and _key(c) in new for i, c in enumerate(calls)]
 
 
 class Forget(Kind[str, bool]):
     """All pending `forget(key)` of an account in one `DELETE ... WHERE key IN (...) RETURNING`."""
+
+    row_columns = ("k",)
 
     def rows_statement(self, rows: int) -> UpdateBase:
         t = self.table
@@ -89,7 +88,6 @@ class Forget(Kind[str, bool]):
         deleted: set[tuple[str, str]] = set()
         for session, keys in by_account.items():
             for part in chunks(keys, self.chunk_rows(1)):
-                values: dict[str, Any] = {"s": session, **{f"k{i}": key for i, key in enumerate(part)}}
-                statement = self.for_rows(len(part))
-                deleted.update((session, row[0]) for row in await ex.rows(statement, values))
+                found = await self.for_rows(len(part)).run(ex, [(key,) for key in part], {"s": session})
+                deleted.update((session, row[0]) for row in found)
         return [first[_key(c)] == i and _key(c) in deleted for i, c in enumerate(calls)]

@@ -10,7 +10,6 @@ the second is not).
 from __future__ import annotations
 
 import abc
-import functools
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -21,6 +20,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from tgpersist.sql.held import Executor
 from tgpersist.sql.reads import CompiledRead
+from tgpersist.writes.rows import RowsStatement
 
 if TYPE_CHECKING:
     import asyncio
@@ -62,6 +62,7 @@ class Kind(abc.ABC, Generic[A, R]):
         self.table = table
         self.sa_dialect = sa_dialect
         self._shapes: dict[Hashable, CompiledRead] = {}
+        self._rows: dict[int, RowsStatement] = {}
         #: Calls whose kinds share this run together (the same sort on the same table, any account).
         self.group: Hashable = (type(self), table.fullname)
 
@@ -73,9 +74,17 @@ class Kind(abc.ABC, Generic[A, R]):
         """Whether `apply(calls)` runs exactly one statement (it may then run outside a transaction)."""
         return False
 
-    def for_rows(self, rows: int) -> CompiledRead:
+    #: The per-row columns of `rows_statement` (its binds are `<column><i>`).
+    row_columns: tuple[str, ...] = ()
+
+    def for_rows(self, rows: int) -> RowsStatement:
         """The multi-row statement for `rows` rows (`rows_statement`), compiled once per row count."""
-        return self.compiled(rows, functools.partial(self.rows_statement, rows))
+        statement = self._rows.get(rows)
+        if statement is None:
+            statement = self._rows[rows] = RowsStatement(
+                self.rows_statement(rows), self.sa_dialect, self.row_columns, rows
+            )
+        return statement
 
     def rows_statement(self, rows: int) -> UpdateBase:
         """The statement for `rows` rows, for kinds that write many rows in one statement."""

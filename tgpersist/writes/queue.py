@@ -19,7 +19,8 @@ from tgpersist.writes.kind import Call, Kind, chunks
 #: The columns an enqueued row is inserted with.
 ENQUEUED = ("session_name", "id", "payload", "status", "attempts", "created_at", "updated_at", "available_at")
 
-EnqueueCall = Call[list[dict[str, Any]], int]
+#: One row per update, its values in the order of ENQUEUED.
+EnqueueCall = Call[list[tuple[Any, ...]], int]
 AckCall = Call[list[str], list[str]]
 #: update id, owner (None: anyone's), error message, explicit retry delay, backoff(attempts) -> delay
 FailArgs = tuple[str, str | None, str, timedelta | None, Callable[[int], timedelta], int]
@@ -27,11 +28,12 @@ FailArgs = tuple[str, str | None, str, timedelta | None, Callable[[int], timedel
 ExtendArgs = tuple[str, str, timedelta]
 
 
-class Enqueue(Kind[list[dict[str, Any]], int]):
+class Enqueue(Kind[list[tuple[Any, ...]], int]):
     """All pending updates in one `INSERT ... ON CONFLICT DO NOTHING RETURNING`; an id already queued
     (or enqueued by an earlier call of the batch) is not new."""
 
     creates_rows = True
+    row_columns = ENQUEUED
 
     def rows_statement(self, rows: int) -> Any:
         t = self.table
@@ -47,15 +49,13 @@ class Enqueue(Kind[list[dict[str, Any]], int]):
         rows = []
         for index, call in enumerate(calls):
             for row in call.args:
-                key = (row["session_name"], row["id"])
+                key = (row[0], row[1])
                 if key not in owner:
                     owner[key] = index
                     rows.append(row)
         new: set[Any] = set()
         for part in chunks(rows, self.chunk_rows(len(ENQUEUED))):
-            values = {f"{c}{i}": row[c] for i, row in enumerate(part) for c in ENQUEUED}
-            statement = self.for_rows(len(part))
-            new.update(await ex.rows(statement, values))
+            new.update(await self.for_rows(len(part)).run(ex, part))
         counts = [0] * len(calls)
         for key in new:
             counts[owner[key]] += 1
@@ -65,6 +65,8 @@ class Enqueue(Kind[list[dict[str, Any]], int]):
 class Ack(Kind[list[str], list[str]]):
     """All pending acks of an account in one `DELETE ... WHERE id IN (...) RETURNING id`; an id goes
     to the first call of the batch that acked it."""
+
+    row_columns = ("i",)
 
     def rows_statement(self, rows: int) -> Any:
         t = self.table
@@ -88,9 +90,8 @@ class Ack(Kind[list[str], list[str]]):
         answers: list[list[str]] = [[] for _ in calls]
         for session, ids in by_account.items():
             for part in chunks(ids, self.chunk_rows(1)):
-                values: dict[str, Any] = {"s": session, **{f"i{i}": v for i, v in enumerate(part)}}
                 statement = self.for_rows(len(part))
-                for (update_id,) in await ex.rows(statement, values):
+                for (update_id,) in await statement.run(ex, [(v,) for v in part], {"s": session}):
                     answers[owner[session, update_id]].append(update_id)
         return [sorted(ids) for ids in answers]
 

@@ -32,6 +32,7 @@ class Upsert(Kind[list[dict[str, Any]], None]):
     ) -> None:
         super().__init__(table, sa_dialect)
         self.keys, self.columns, self.updated = tuple(keys), tuple(columns), tuple(updated)
+        self.row_columns = self.columns
 
     def rows_statement(self, rows: int) -> Any:
         t = self.table
@@ -53,8 +54,7 @@ class Upsert(Kind[list[dict[str, Any]], None]):
                 last.pop(key, None)  # re-inserted: keeps the batch in submission order
                 last[key] = row
         for part in chunks(list(last.values()), self.chunk_rows(len(self.columns))):
-            values = {f"{c}{i}": row[c] for i, row in enumerate(part) for c in self.columns}
-            await ex.rows(self.for_rows(len(part)), values)
+            await self.for_rows(len(part)).run(ex, [tuple(row[c] for c in self.columns) for row in part])
         return [None] * len(calls)
 
 
