@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,6 +32,8 @@ from tgpersist.sql import engines, errors, statements
 from tgpersist.sql.held import ConnectionExecutor, Executor, HeldSqlite
 from tgpersist.sql.reads import CompiledRead
 from tgpersist.writes.kind import Account, Call, Kind
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -181,10 +184,13 @@ class GroupCommit:
         self.stats.largest = max(self.stats.largest, len(batch))
         for call, outcome in zip(batch, outcomes, strict=True):
             if not isinstance(outcome, BaseException):
-                if call.fence is None:
+                if call.fence is None and call.kind.creates_rows:
                     call.scope.session_known = True
                 if call.committed is not None:
-                    call.committed(outcome)
+                    try:
+                        call.committed(outcome)
+                    except Exception:  # bookkeeping only: the write itself is durable
+                        log.exception("after-commit callback of a %s call failed", type(call.kind).__name__)
         for call, outcome in zip(batch, outcomes, strict=True):
             if call.future.done():
                 continue
