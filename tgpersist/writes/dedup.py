@@ -23,6 +23,10 @@ def _key(call: Call[Any, bool]) -> tuple[str, str]:
     return call.scope.name, key
 
 
+def _by_key(row: tuple[Any, ...]) -> tuple[Any, Any]:
+    return row[0], row[1]
+
+
 class Remember(Kind[tuple[str, timedelta], bool]):
     """All pending `remember(key, ttl)` in one `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired
     RETURNING`: a key comes back only for the row inserted (or taken over once expired), so exactly
@@ -58,6 +62,7 @@ class Remember(Kind[tuple[str, timedelta], bool]):
         first = first_per_key(calls, _key)
         rows = [(c.scope.name, c.args[0], now + c.args[1]) for c in (calls[i] for i in first.values())]
         new: set[Any] = set()
+        rows.sort(key=_by_key)  # one global lock order: concurrent batches cannot deadlock
         for part in chunks(rows, self.chunk_rows(3)):
             new.update(await self.for_rows(len(part)).run(ex, part, {"now": now}))
         return [first[_key(c)] == i and _key(c) in new for i, c in enumerate(calls)]
@@ -86,8 +91,8 @@ class Forget(Kind[str, bool]):
         for index in first.values():
             by_account.setdefault(calls[index].scope.name, []).append(calls[index].args)
         deleted: set[tuple[str, str]] = set()
-        for session, keys in by_account.items():
-            for part in chunks(keys, self.chunk_rows(1)):
+        for session, keys in sorted(by_account.items()):
+            for part in chunks(sorted(keys), self.chunk_rows(1)):
                 found = await self.for_rows(len(part)).run(ex, [(key,) for key in part], {"s": session})
                 deleted.update((session, row[0]) for row in found)
         return [first[_key(c)] == i and _key(c) in deleted for i, c in enumerate(calls)]

@@ -54,6 +54,7 @@ class Enqueue(Kind[list[tuple[Any, ...]], int]):
                     owner[key] = index
                     rows.append(row)
         new: set[Any] = set()
+        rows.sort(key=lambda row: (row[0], row[1]))  # one global lock order (see Remember)
         for part in chunks(rows, self.chunk_rows(len(ENQUEUED))):
             new.update(await self.for_rows(len(part)).run(ex, part))
         counts = [0] * len(calls)
@@ -88,8 +89,8 @@ class Ack(Kind[list[str], list[str]]):
                     owner[call.scope.name, update_id] = index
                     by_account.setdefault(call.scope.name, []).append(update_id)
         answers: list[list[str]] = [[] for _ in calls]
-        for session, ids in by_account.items():
-            for part in chunks(ids, self.chunk_rows(1)):
+        for session, ids in sorted(by_account.items()):
+            for part in chunks(sorted(ids), self.chunk_rows(1)):
                 statement = self.for_rows(len(part))
                 for (update_id,) in await statement.run(ex, [(v,) for v in part], {"s": session}):
                     answers[owner[session, update_id]].append(update_id)

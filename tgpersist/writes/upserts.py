@@ -51,9 +51,9 @@ class Upsert(Kind[list[dict[str, Any]], None]):
         for call in calls:
             for row in call.args:
                 key = tuple(row[k] for k in self.keys)
-                last.pop(key, None)  # re-inserted: keeps the batch in submission order
                 last[key] = row
-        for part in chunks(list(last.values()), self.chunk_rows(len(self.columns))):
+        ordered = [last[key] for key in sorted(last)]  # one global lock order (see Remember)
+        for part in chunks(ordered, self.chunk_rows(len(self.columns))):
             await self.for_rows(len(part)).run(ex, [tuple(row[c] for c in self.columns) for row in part])
         return [None] * len(calls)
 
