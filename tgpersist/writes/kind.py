@@ -4,8 +4,9 @@ A kind runs all pending calls of its sort in one go (`apply`), set-based where i
 statement for them all. Calls that are concurrent have no order between them, so any order a kind
 picks is one the callers could have seen; a kind only has to answer each call as if the calls had run
 one after another in some order (for example: of two `remember`s of one key, the first may be new,
-the second is not). Set-based kinds write rows in key order: one global lock order, so that the
-batches of concurrent processes cannot deadlock on each other's rows (PostgreSQL).
+the second is not). Set-based kinds write rows in key order (but `Enqueue`, whose order is the
+queue's): one global lock order, so that the batches of concurrent processes cannot deadlock on each
+other's rows (PostgreSQL).
 """
 
 from __future__ import annotations

@@ -54,7 +54,9 @@ class Enqueue(Kind[list[tuple[Any, ...]], int]):
                     owner[key] = index
                     rows.append(row)
         new: set[Any] = set()
-        rows.sort(key=lambda row: (row[0], row[1]))  # one global lock order (see Remember)
+        # Not sorted by key, unlike the other kinds: rows keep the callers' order, which is the
+        # queue's order (`seq`). Two processes enqueueing the same ids in opposite orders at once may
+        # deadlock on PostgreSQL; that is re-run as a whole, like any deadlock.
         for part in chunks(rows, self.chunk_rows(len(ENQUEUED))):
             new.update(await self.for_rows(len(part)).run(ex, part))
         counts = [0] * len(calls)
