@@ -7,7 +7,7 @@ three times per row. Here each column's values go through its bind processor onc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Dialect
@@ -44,26 +44,15 @@ class RowsStatement:
         if self._order:
             order = self._order
             rows = [[row[j] for j in order] for row in rows]
-        processors = self._processors
-        if not any(processors):
+        if not any(self._processors):
             for row in rows:
                 out.extend(row)
         else:
-            memo: dict[tuple[Callable[[Any], Any], Hashable], Any] = {}
-            for row in rows:
-                for value, process in zip(row, processors, strict=True):
-                    if process is None or value is None:
-                        out.append(value)
-                        continue
-                    key = (process, value)
-                    try:
-                        converted = memo.get(key, memo)
-                    except TypeError:  # an unhashable value: convert it alone
-                        converted = process(value)
-                    else:
-                        if converted is memo:
-                            converted = memo[key] = process(value)
-                    out.append(converted)
+            # Column by column (list comprehensions run far faster than a loop per value), then
+            # back to row order.
+            by_column = zip(zip(*rows, strict=True), self._processors, strict=True)
+            columns = [_converted(column, process) for column, process in by_column]
+            out.extend(value for row in zip(*columns, strict=True) for value in row)
         out += [_convert(shared.get(key, fixed), process) for key, fixed, process in self._after]
         return tuple(out)
 
@@ -73,6 +62,17 @@ class RowsStatement:
         """The (converted) rows the statement returns for these rows."""
         compiled = self.compiled
         return compiled.rows(await ex.raw(compiled.sql, self.params(rows, shared or {})))
+
+
+def _converted(column: Sequence[Any], process: Callable[[Any], Any] | None) -> Sequence[Any]:
+    """A column's values as the driver takes them, each distinct value converted once."""
+    if process is None:
+        return column
+    try:
+        once = {value: process(value) for value in set(column) if value is not None}
+    except TypeError:  # an unhashable value: convert each alone
+        return [_convert(value, process) for value in column]
+    return [None if value is None else once[value] for value in column]
 
 
 def _convert(value: Any, process: Callable[[Any], Any] | None) -> Any:
