@@ -29,7 +29,7 @@ from sqlalchemy.engine.url import make_url
 from benchmarks.harness import CLIENT, QUICK_ENV, RAW, TGPERSIST, databases
 from tgpersist.testing.postgres import URL_ENV
 
-MODULES = ("peers", "state", "queue", "memory")
+MODULES = ("peers", "state", "queue", "memory", "group_commit")
 DEFAULT_JSON = Path(__file__).with_name("results.json")
 
 
@@ -175,6 +175,7 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     cold = find(rows, "get peer by id (cold)", "tgpersist sqlite")
     for raw in ("raw aiosqlite execute+fetch+close", "raw aiosqlite execute_fetchall"):
         check(f"cold get by id on SQLite ≤ 2x {raw}", cold, find(rows, "get peer by id (cold)", raw), 2.0)
+    group_commit_targets(rows, check)
     memory = next((r for r in rows if r.get("kind") == "memory"), None)
     if memory is not None:
         out.append(
@@ -185,6 +186,39 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def group_commit_targets(rows: list[dict[str, Any]], check: Any) -> None:
+    """Issue 18's targets: group commit against one raw transaction per call, hot state vs Telethon.
+    Medians are seconds per call, so "≥ 8x the throughput" is a time ratio of at most 1/8."""
+    for op in ("remember", "enqueue", "ack"):
+        operation = f"{op}, 64 concurrent callers (SQLite)"
+        check(
+            f"{operation}: ≥ 8x the throughput of raw aiosqlite (time ratio ≤ 0.125)",
+            find(rows, operation, "tgpersist sqlite, 64 callers"),
+            find(rows, operation, "raw aiosqlite"),
+            0.125,
+        )
+    pairs = {
+        "remember, one caller (SQLite)": ("tgpersist sqlite", "≤ 1.5x raw aiosqlite", 1.5),
+        "remember, 64 concurrent callers (PostgreSQL)": (
+            "tgpersist postgresql, 64 callers",
+            "≥ 8x the throughput of the fastest raw asyncpg (time ratio ≤ 0.125)",
+            0.125,
+        ),
+    }
+    for operation, (ours, wanted, limit) in pairs.items():
+        raws = [r for r in rows if r["operation"] == operation and r["kind"] == RAW]
+        fastest = min(raws, key=lambda r: r["median_s"], default=None)
+        check(f"{operation}: {wanted}", find(rows, operation, ours), fastest, limit)
+    operation = "load update state under the lease"
+    for backend in ("sqlite", "postgresql"):
+        check(
+            f"{operation} ({backend}): ≤ 2x Telethon get_update_state",
+            find(rows, operation, f"tgpersist {backend}"),
+            find(rows, operation, "Telethon get_update_state"),
+            2.0,
+        )
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine.url import make_url
 
+import tgpersist
 from tgpersist.testing.postgres import server_url
 
 QUICK_ENV = "TGPERSIST_BENCH_QUICK"
@@ -98,6 +99,11 @@ def per_call_sync(calls: Sequence[Callable[[], Any]]) -> list[float]:
         call()
         out.append(clock() - start)
     return out
+
+
+async def open_stores(stack: contextlib.AsyncExitStack, urls: dict[str, str]) -> dict[str, tgpersist.Store]:
+    """A store on each backend's database, closed with `stack`."""
+    return {b: await stack.enter_async_context(await tgpersist.open_store(u)) for b, u in urls.items()}
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,7 @@ from telethon.sessions import SQLiteSession
 
 import tgpersist
 from benchmarks import clients
-from benchmarks.harness import CLIENT, TGPERSIST, Contestant, compete, per_call, quick, scaled
+from benchmarks.harness import CLIENT, TGPERSIST, Contestant, compete, open_stores, per_call, quick, scaled
 from tgpersist import UpdateState
 
 
@@ -81,9 +81,7 @@ async def measure(urls: dict[str, str]) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="tgpersist-bench-") as tmp:
         workdir = Path(tmp)
         async with contextlib.AsyncExitStack() as stack:
-            stores = {
-                b: await stack.enter_async_context(await tgpersist.open_store(u)) for b, u in urls.items()
-            }
+            stores = await open_stores(stack, urls)
             telethon = SQLiteSession(str(workdir / "telethon-state"))
             kurigram = SQLiteStorage("kurigram-state", workdir=workdir)
             await kurigram.open()

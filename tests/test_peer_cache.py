@@ -409,7 +409,7 @@ async def test_reads_reopen_the_read_connection_after_close(
     assert (await peers.get(1)).id == 1  # type: ignore[union-attr]
     if backend == "sqlite":  # the held connection closed behind the reader's back: it reconnects
         reader = plain._db._reader
-        await reader._driver.close()  # type: ignore[union-attr]
+        await reader._pinned.driver.close()  # type: ignore[union-attr]
         assert (await peers.get(1)).id == 1  # type: ignore[union-attr]
 
 

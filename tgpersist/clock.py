@@ -11,6 +11,9 @@ def utcnow() -> datetime:
 
 def as_utc(value: datetime) -> datetime:
     """Aware values are converted to UTC; naive ones are taken to be UTC already."""
-    if value.tzinfo is None:
+    zone = value.tzinfo
+    if zone is UTC:  # the usual case (our own `utcnow`), without a conversion
+        return value
+    if zone is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)

@@ -74,6 +74,24 @@ class Database:
 
         return await self._retrying(once)
 
+    async def run_held(self, transaction: Callable[[], Awaitable[T]]) -> T:
+        """A write transaction that the caller runs itself (the group-commit writer: its own BEGIN and
+        COMMIT on a SQLite connection it holds, or one statement in autocommit mode): in this
+        process's write turn, and re-run whole if retryable, as `run` does."""
+        turns = self._turns or self._write_turns
+
+        async def once() -> T:
+            if turns is None:
+                return await transaction()
+            async with turns:
+                return await transaction()
+
+        return await self._retrying(once)
+
+    def in_unit_of_work(self) -> bool:
+        """Whether the running code is inside one of this database's units of work (holding its turn)."""
+        return self in _taking_turns.get()
+
     async def _retrying(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
         """Call `attempt_once` until it succeeds, at most `retries` more times after a retryable error,
         sleeping a jittered, exponentially growing delay (5 ms doubling, capped at 0.5 s) in between."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -93,6 +94,22 @@ class UtcDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else as_utc(value)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite one step to the text SQLAlchemy stores (see `_sqlite_text`)."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        return _sqlite_text
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    """A timestamp as the text SQLAlchemy's SQLite DATETIME stores (always with microseconds), in one
+    step: a third of the cost of UTC conversion plus SQLAlchemy's `%`-formatting, which showed as the
+    largest item of a group-committed batch of enqueues. One function for every such column, so
+    that a batch converts a timestamp its rows share once (`writes.rows`)."""
+    if value is None:
+        return None
+    return as_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 #: A 64-bit integer that is also SQLite's rowid alias when used as an autoincrement primary key.

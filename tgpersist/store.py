@@ -33,6 +33,7 @@ from tgpersist.repositories.files import SentFileRepository
 from tgpersist.repositories.lease import LeaseInfo
 from tgpersist.sql import engines
 from tgpersist.validation import check_int
+from tgpersist.writes.group_commit import GroupCommit
 
 DEFAULT_URL = "sqlite+aiosqlite:///tgpersist.db"
 
@@ -87,6 +88,8 @@ class Store:
         self._db = Database(engine, self.models, retries=retries)
         # Peers cached per account (0: off); `peer_cache_ttl` seconds bound staleness across processes.
         self._db.peer_caches = PeerCaches(peer_cache_size, peer_cache_ttl)
+        #: Coalesces concurrent small writes of this store's accounts into shared transactions.
+        self.writer = GroupCommit(self._db)
         #: Seals auth keys with `encryption_key` (default: $TGPERSIST_ENCRYPTION_KEY; none: plaintext).
         self.cipher = AuthKeyCipher(encryption.configured_key_ring(encryption_key))
         self._owns_engine = False
@@ -111,7 +114,8 @@ class Store:
             return Account(Scope(name, JoinedDatabase(session, self._db), self.cipher), self.queue_policy)
         account = self._accounts.get(name)
         if account is None:
-            account = self._accounts[name] = Account(Scope(name, self._db, self.cipher), self.queue_policy)
+            scope = Scope(name, self._db, self.cipher, self.writer)
+            account = self._accounts[name] = Account(scope, self.queue_policy)
         return account
 
     async def list_sessions(self) -> list[str]:
@@ -174,7 +178,10 @@ class Store:
             for account in list(self._accounts.values()):
                 await account.session.release_held()
         finally:
-            await self._db.close()
+            try:
+                await self.writer.close()
+            finally:
+                await self._db.close()
             if self._owns_engine:
                 await self.engine.dispose()
 

@@ -14,8 +14,8 @@ from tgpersist.domain import Conversation
 from tgpersist.domain.conversation import decode_data, encode_data
 from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.scope import Scope
-from tgpersist.sql import statements
 from tgpersist.validation import MAX_NAME, check_int, check_text, read_back
+from tgpersist.writes.upserts import DeleteRow, Upsert
 
 KEY = ("session_name", "chat_id", "user_id", "thread_id", "namespace")
 
@@ -25,7 +25,10 @@ class ConversationRepository:
         self._scope = scope
         self._table = scope.table(scope.models.Conversation)
         update = ("name", "step", "data_kind", "data", "updated_at", "expires_at")
-        self._upsert = statements.upsert(self._table, scope.dialect, KEY, update)
+        # Small writes, coalesced with other callers' by the group-commit writer.
+        sa_dialect = scope.db.engine.dialect
+        self._upsert = Upsert(self._table, sa_dialect, KEY, (*KEY, "created_at", *update), update)
+        self._delete = DeleteRow(self._table, sa_dialect, KEY)
 
     async def save(self, conversation: Conversation) -> None:
         """Insert or replace a conversation; its `created_at` is kept across replacements."""
@@ -49,11 +52,7 @@ class ConversationRepository:
             "updated_at": now,
             "expires_at": conversation.expires_at,
         }
-
-        async def work(conn: AsyncConnection) -> None:
-            await conn.execute(self._upsert, values)
-
-        await self._scope.write(work)
+        await self._scope.submit(self._upsert, [values])
 
     async def load(
         self, chat_id: int, user_id: int, thread_id: int | None = None, namespace: str = ""
@@ -85,12 +84,15 @@ class ConversationRepository:
     async def delete(
         self, chat_id: int, user_id: int, thread_id: int | None = None, namespace: str = ""
     ) -> bool:
-        stmt = delete(self._table).where(self._key(chat_id, user_id, thread_id, namespace))
-
-        async def work(conn: AsyncConnection) -> bool:
-            return (await conn.execute(stmt)).rowcount > 0
-
-        return await self._scope.db.run(work, write=True)
+        self._key(chat_id, user_id, thread_id, namespace)  # checks the arguments
+        key = {
+            "session_name": self._scope.name,
+            "chat_id": chat_id,
+            "user_id": user_id,
+            "thread_id": thread_id or 0,
+            "namespace": namespace,
+        }
+        return await self._scope.submit(self._delete, key)
 
     async def prune(self) -> int:
         """Delete this account's expired conversations; returns how many."""

@@ -312,6 +312,7 @@ class SessionLeases:
             await self._held._stop_heartbeat()  # an earlier lease of ours, lost meanwhile
         self._held = lease
         self._scope.lease_token = token
+        self._scope.lease = lease  # read through `Scope.held_token` (state kept in memory under it)
         lease._start_heartbeat()
         metrics.add("tgpersist.lease.acquired", session=self._scope.name)
         return lease

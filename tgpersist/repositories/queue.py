@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, literal, select, update
+from sqlalchemy import func, literal, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import case
@@ -41,17 +41,8 @@ from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.queue_admin import QueueAdmin, report_dead_letter
 from tgpersist.repositories.scope import Scope
 from tgpersist.sql import statements
-from tgpersist.validation import (
-    INT32_MAX,
-    check_duration,
-    check_int,
-    check_name,
-    check_seconds,
-    error_text,
-)
-
-#: Ids per statement in `ack_many` (well under SQLite's and asyncpg's parameter limits).
-ACK_CHUNK = 1000
+from tgpersist.validation import INT32_MAX, check_duration, check_int, check_name, check_seconds, error_text
+from tgpersist.writes import queue as writes
 
 
 @dataclass(frozen=True)
@@ -107,6 +98,12 @@ class DurableQueue(QueueAdmin):
         self._scope = scope
         self.policy = policy
         self._queue = scope.table(scope.models.DurableUpdate)
+        # Small writes, coalesced with other callers' by the group-commit writer.
+        sa_dialect = scope.db.engine.dialect
+        self._enqueue = writes.Enqueue(self._queue, sa_dialect)
+        self._ack = writes.Ack(self._queue, sa_dialect)
+        self._fail = writes.Fail(self._queue, sa_dialect)
+        self._extend = writes.ExtendLease(self._queue, sa_dialect)
 
     async def enqueue(self, update: DurableUpdate | bytes, *, delay: float | timedelta | None = None) -> bool:
         """Store an update; False if one with the same id is already queued (it is left as it was)."""
@@ -118,8 +115,9 @@ class DurableQueue(QueueAdmin):
     ) -> int:
         """Store several updates in one transaction; returns how many were new."""
         now = utcnow()
-        available = now + _seconds("delay", delay, 0)
-        rows: dict[str, dict[str, Any]] = {}
+        available = now if delay is None else now + _seconds("delay", delay, 0)
+        rows: dict[str, tuple[Any, ...]] = {}
+        name, pending = self._scope.name, UpdateStatus.PENDING.value
         for item in updates:
             if isinstance(item, bytes | bytearray | memoryview):
                 item = DurableUpdate(payload=bytes(item))
@@ -127,30 +125,11 @@ class DurableQueue(QueueAdmin):
                 raise InvalidArgument(
                     "update", f"expected a DurableUpdate or bytes, got {type(item).__name__}"
                 )
-            rows.setdefault(
-                item.id,
-                {
-                    "session_name": self._scope.name,
-                    "id": item.id,
-                    "payload": item.payload,
-                    "status": UpdateStatus.PENDING.value,
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                    "available_at": available,
-                },
-            )
+            # In the order of `writes.ENQUEUED`.
+            rows.setdefault(item.id, (name, item.id, item.payload, pending, 0, now, now, available))
         if not rows:
             return 0
-        queue = self._queue
-        stmt = statements.insert_ignore(queue, self._scope.dialect, ["session_name", "id"]).returning(
-            queue.c.id
-        )
-
-        async def work(conn: AsyncConnection) -> int:
-            return len((await conn.execute(stmt, list(rows.values()))).all())
-
-        return await self._scope.write(work)
+        return await self._scope.submit(self._enqueue, list(rows.values()))
 
     @metrics.timed("queue.claim")
     async def claim(
@@ -243,23 +222,8 @@ class DurableQueue(QueueAdmin):
         ids = sorted({check_name("update_id", update_id) for update_id in update_ids})
         if not ids:
             return []
-        queue = self._queue
-        name = self._scope.name
-
-        async def work(conn: AsyncConnection) -> list[str]:
-            deleted: list[str] = []
-            for start in range(0, len(ids), ACK_CHUNK):
-                chunk = ids[start : start + ACK_CHUNK]
-                stmt = (
-                    delete(queue)
-                    .where(queue.c.session_name == name, queue.c.id.in_(chunk))
-                    .returning(queue.c.id)
-                )
-                deleted += (await conn.execute(stmt)).scalars()
-            return sorted(deleted)
-
-        acked = await self._scope.db.run(work, write=True)
-        metrics.add("tgpersist.queue.acked", len(acked), session=name)
+        acked = await self._scope.submit(self._ack, ids)
+        metrics.add("tgpersist.queue.acked", len(acked), session=self._scope.name)
         return acked
 
     @metrics.timed("queue.fail")
@@ -282,35 +246,11 @@ class DurableQueue(QueueAdmin):
             check_name("owner", owner)
         message = error_text("error", error, MAX_ERROR)
         explicit = None if retry_in is None else _seconds("retry_in", retry_in, 0)
-        queue = self._queue
-        key = self._key(update_id)
-
-        async def work(conn: AsyncConnection) -> bool:
-            now = utcnow()
-            current = select(queue.c.attempts).where(*key, *self._held(owner, now))
-            if statements.claim_locks_rows(self._scope.dialect):
-                current = current.with_for_update()
-            attempts = (await conn.execute(current)).scalar_one_or_none()
-            if attempts is None:
-                return False
-            dead = attempts >= self.policy.max_attempts
-            values: dict[str, Any] = {
-                "last_error": message,
-                "lease_owner": None,
-                "lease_expires_at": None,
-                "updated_at": now,
-                "available_at": now + (explicit if explicit is not None else self.policy.backoff(attempts)),
-                "status": (UpdateStatus.DEAD if dead else UpdateStatus.PENDING).value,
-            }
-            await conn.execute(update(queue).where(*key).values(**values))
-            died[:] = [attempts] if dead else []
-            return True
-
-        died: list[int] = []
-        failed = await self._scope.db.run(work, write=True)
+        args = (update_id, owner, message, explicit, self.policy.backoff, self.policy.max_attempts)
+        failed, died = await self._scope.submit(self._fail, args)
         metrics.add("tgpersist.queue.failed", int(failed), session=self._scope.name)
-        if died:
-            report_dead_letter(self._scope.name, update_id, died[0], message)
+        if died is not None:
+            report_dead_letter(self._scope.name, update_id, died, message)
         return failed
 
     async def extend_lease(
@@ -324,33 +264,11 @@ class DurableQueue(QueueAdmin):
         check_name("update_id", update_id)
         check_name("owner", owner)
         length = _positive_seconds("lease", lease, self.policy.lease)
-        queue = self._queue
-
-        async def work(conn: AsyncConnection) -> bool:
-            now = utcnow()
-            stmt = (
-                update(queue)
-                .where(*self._key(update_id), *self._held(owner, now))
-                .values(lease_expires_at=now + length, available_at=now + length, updated_at=now)
-            )
-            return (await conn.execute(stmt)).rowcount > 0
-
-        return await self._scope.db.run(work, write=True)
+        return await self._scope.submit(self._extend, (update_id, owner, length))
 
     def _key(self, update_id: str) -> tuple[Any, ...]:
         queue = self._queue
         return (queue.c.session_name == self._scope.name, queue.c.id == update_id)
-
-    def _held(self, owner: str | None, now: datetime) -> tuple[Any, ...]:
-        """Conditions that `owner` holds a live lease on the row; none when no owner is named."""
-        queue = self._queue
-        if owner is None:
-            return ()
-        return (
-            queue.c.status == UpdateStatus.PENDING.value,
-            queue.c.lease_owner == owner,
-            queue.c.lease_expires_at > now,
-        )
 
     async def requeue(self, update_id: str) -> bool:
         """Make a dead (or waiting) update available now with a fresh attempt count.

@@ -7,7 +7,9 @@ a session lease, fenced writes run only if the session row still carries the lea
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError
@@ -17,20 +19,58 @@ from tgpersist.clock import utcnow
 from tgpersist.database import Database, Work
 from tgpersist.encryption import AuthKeyCipher
 from tgpersist.errors import ConstraintViolation, LeaseLost
+from tgpersist.hot_state import HotState
 from tgpersist.models import Models
 from tgpersist.sql import errors, statements
+from tgpersist.sql.held import ConnectionExecutor
 from tgpersist.validation import check_int, check_name
+from tgpersist.writes.group_commit import GroupCommit
+from tgpersist.writes.kind import Call, Kind
 
 T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+class HeldLease(Protocol):
+    """What the scope reads of the session lease this account object holds (`SessionLease`)."""
+
+    token: int
+
+    @property
+    def lost(self) -> bool: ...
+
+    @property
+    def released(self) -> bool: ...
 
 
 class Scope:
-    def __init__(self, name: str, db: Database, cipher: AuthKeyCipher | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        db: Database,
+        cipher: AuthKeyCipher | None = None,
+        writer: GroupCommit | None = None,
+    ) -> None:
         self.name = check_name("name", name)
         self.db = db
         self.cipher = AuthKeyCipher() if cipher is None else cipher  # seals/opens auth keys (shared)
         self.session_known = False
         self.lease_token: int | None = None  # fencing token of the lease this account object holds
+        #: The lease this account object acquired last (set by `SessionLeases.acquire`).
+        self.lease: HeldLease | None = None
+        #: Coalesces small writes with other callers' (None: each runs alone, e.g. in a host's session).
+        self.writer = writer
+        #: Update state and channel pts kept in memory while this account object holds the lease.
+        self.hot = HotState()
+
+    def held_token(self) -> int | None:
+        """The token of the lease this process holds on the session right now (not lost, not
+        released), or None: only then may state be answered from memory (`HotState`)."""
+        lease = self.lease
+        if lease is None or lease.lost or lease.released or lease.token != self.lease_token:
+            return None
+        return lease.token
 
     @property
     def models(self) -> Models:
@@ -70,6 +110,31 @@ class Scope:
             result = await self.db.run(with_session, write=True)
         self.session_known = True
         return result
+
+    async def submit(
+        self,
+        kind: Kind[A, R],
+        args: A,
+        *,
+        fence: int | None = None,
+        committed: Callable[[R], None] | None = None,
+    ) -> R:
+        """One small write: through the group-commit writer, or alone in its own unit of work (a host's
+        transaction is never coalesced with others). `committed(answer)` runs once it is durable."""
+        if self.writer is not None:
+            return await self.writer.submit(self, kind, args, fence=fence, committed=committed)
+        call = Call(self, kind, args, fence, asyncio.get_running_loop().create_future())
+
+        async def work(conn: AsyncConnection) -> R:
+            return (await kind.apply(ConnectionExecutor(conn), [call]))[0]
+
+        if kind.creates_rows or fence is not None:
+            answer = await self.write(work, fence=fence)
+        else:
+            answer = await self.db.run(work, write=True)
+        if committed is not None:
+            committed(answer)
+        return answer
 
     def fence(self, token: int | None) -> int | None:
         """The lease token a fenced write must match: `token` if given, else the held lease's (or none)."""

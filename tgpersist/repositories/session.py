@@ -100,6 +100,9 @@ class SessionRepository(SessionLeases):
         async with peer_cache.invalidating(
             self._scope.db.peer_caches, self._scope.name, self._scope.db.host_session
         ):  # its peers go too
-            deleted = await self._scope.db.run(work, write=True)
+            try:
+                deleted = await self._scope.db.run(work, write=True)
+            finally:
+                self._scope.hot.clear()  # its update state went with it
         self._scope.session_known = False
         return deleted

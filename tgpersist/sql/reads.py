@@ -3,29 +3,29 @@
 from __future__ import annotations
 
 import abc
-import asyncio
-import contextlib
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select
+from sqlalchemy.sql.dml import UpdateBase
 
 from tgpersist.sql import pooler_settings
 from tgpersist.sql.engines import single_connection
+from tgpersist.sql.pinned import PinnedConnection, sqlite_error
 
 
 class CompiledRead:
-    """A SELECT compiled once for one dialect: its SQL text, the order of its parameters and the
-    conversion of its result columns, so that a hot read skips SQLAlchemy's per-call statement work.
+    """A SELECT (or a write with RETURNING) compiled once for one dialect: its SQL text, the order of
+    its parameters and the conversion of its result columns, so that a hot statement skips
+    SQLAlchemy's per-call statement work.
 
     Parameters are `bindparam(name)`s given by name at each call, or values fixed in the statement.
     """
 
-    def __init__(self, stmt: Select[Any], sa_dialect: Dialect) -> None:
+    def __init__(self, stmt: Select[Any] | UpdateBase, sa_dialect: Dialect) -> None:
         compiled = stmt.compile(dialect=sa_dialect)
         if compiled.post_compile_params:
             raise ValueError("expanding (IN) parameters are not supported by CompiledRead")
@@ -37,9 +37,14 @@ class CompiledRead:
             self._binds.append((bind.key, bind.value, process))
         self._results = [
             (index, process)
-            for index, column in enumerate(stmt.selected_columns)
+            for index, column in enumerate(stmt.exported_columns)
             if (process := column.type.dialect_impl(sa_dialect).result_processor(sa_dialect, None))
         ]
+
+    @property
+    def binds(self) -> list[tuple[str, Any, Any]]:
+        """(name, fixed value, bind processor or None) of each parameter, in positional order."""
+        return self._binds
 
     def params(self, values: dict[str, Any]) -> tuple[Any, ...]:
         out = []
@@ -83,43 +88,23 @@ class _SqliteReader(Reader):
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._conn: AsyncConnection | None = None
-        self._driver: Any = None
-        self._opening = asyncio.Lock()
-
-    async def _open(self) -> Any:
-        async with self._opening:
-            if self._driver is None:
-                conn = await self._engine.connect()
-                try:
-                    self._driver = (await conn.get_raw_connection()).driver_connection
-                except BaseException:
-                    await conn.close()
-                    raise
-                self._conn = conn
-            return self._driver
+        self._pinned = PinnedConnection(engine)
 
     async def fetch(self, sql: str, params: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
         for attempt in (1, 2):
-            driver = self._driver if self._driver is not None else await self._open()
+            driver = self._pinned.driver or await self._pinned.open()
             try:
                 return await driver.execute_fetchall(sql, params)  # type: ignore[no-any-return]
             except sqlite3.Error as error:
-                raise DBAPIError.instance(sql, params, error, sqlite3.Error, hide_parameters=True) from error
+                raise sqlite_error(sql, params, error) from error
             except ValueError:  # "Connection closed" under us: drop it from the pool, reconnect once
-                await self.close(invalidate=True)
+                await self._pinned.close(invalidate=True)
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    async def close(self, *, invalidate: bool = False) -> None:
-        conn, self._conn, self._driver = self._conn, None, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                if invalidate:
-                    await conn.invalidate()
-                await conn.close()
+    async def close(self) -> None:
+        await self._pinned.close()
 
 
 class _AutocommitReader(Reader):

@@ -1,0 +1,54 @@
+"""`PinnedConnection`: one pool connection held open, for code that talks to its driver directly
+(the single-statement SQLite reader, the group-commit writer), and driver errors as SQLAlchemy's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+
+class PinnedConnection:
+    """A pool connection checked out once and kept, with its driver (e.g. aiosqlite) connection."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+        self.driver: Any = None  # None until `open`, and again after `close`
+        #: The pool record's `info` of the held connection (what the engine's hooks noted about it).
+        self.info: dict[Any, Any] = {}
+        self._opening = asyncio.Lock()
+
+    async def open(self) -> Any:
+        """The driver connection, checking one out of the pool first if none is held."""
+        async with self._opening:
+            if self.driver is None:
+                conn = await self._engine.connect()
+                try:
+                    raw = await conn.get_raw_connection()
+                    self.driver, self.info = raw.driver_connection, raw.info
+                except BaseException:
+                    await conn.close()
+                    raise
+                self._conn = conn
+            return self.driver
+
+    async def close(self, *, invalidate: bool = False) -> None:
+        """Give the connection back to the pool (dropping it from the pool if it broke)."""
+        conn, self._conn, self.driver = self._conn, None, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                if invalidate:
+                    await conn.invalidate()
+                await conn.close()
+
+
+def sqlite_error(sql: str, params: tuple[Any, ...], error: sqlite3.Error) -> DBAPIError:
+    """A driver error as SQLAlchemy raises it (so retry and missing-parent checks read it alike)."""
+    wrapped = DBAPIError.instance(sql, params, error, sqlite3.Error, hide_parameters=True)
+    assert isinstance(wrapped, DBAPIError)  # a driver error always becomes one
+    return wrapped
