@@ -33,6 +33,8 @@ FOREIGN_KEYS = "tgpersist_foreign_keys"
 MIGRATION_OPTIONS = {WRITE: True, FOREIGN_KEYS: False}
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Seconds a new connection may take before the database counts as unreachable (`DatabaseUnavailable`).
+DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
 def name_of(bind: AsyncEngine | Engine | Connection) -> str:
@@ -44,12 +46,22 @@ def name_of(bind: AsyncEngine | Engine | Connection) -> str:
     return name
 
 
-def create_engine(url: str | URL, **engine_options: Any) -> AsyncEngine:
-    """An `AsyncEngine` for `url`, configured as tgpersist needs it (see `configure_engine`)."""
+def create_engine(
+    url: str | URL, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, **engine_options: Any
+) -> AsyncEngine:
+    """An `AsyncEngine` for `url`, configured as tgpersist needs it (see `configure_engine`).
+
+    PostgreSQL connections are pinged when checked out of the pool (one that died while idle, say in a
+    server restart, is replaced) and a new one gives up after `connect_timeout` seconds.
+    """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend not in SUPPORTED:
         raise UnsupportedDatabase(f"{backend!r} databases are not supported (use sqlite or postgresql)")
+    if backend == "postgresql":
+        engine_options.setdefault("pool_pre_ping", True)
+        connect_args = engine_options["connect_args"] = dict(engine_options.get("connect_args") or {})
+        connect_args.setdefault("timeout", connect_timeout)
     # Bound parameters and result rows include auth keys and api hashes: keep them out of echo/DEBUG
     # logs and exception messages. Our engines log as `sqlalchemy.engine.Engine.tgpersist`.
     engine_options.setdefault("hide_parameters", True)
@@ -78,6 +90,14 @@ def mark_behind_pooler(engine: AsyncEngine) -> None:
 def behind_pooler(engine: AsyncEngine) -> bool:
     """Whether `engine` talks to PostgreSQL through a transaction pooler (see `mark_behind_pooler`)."""
     return engine.sync_engine in _POOLED
+
+
+def address_of(engine: AsyncEngine) -> tuple[str | None, int | None]:
+    """Where `engine` connects, for error messages: (host, port), or (file, None) for SQLite."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return (url.database or ":memory:"), None
+    return (url.host or "localhost"), (url.port or 5432)
 
 
 def configure_engine(engine: AsyncEngine) -> None:
