@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 import tgpersist
 from tgpersist.models import Placement
-from tgpersist.store import DEFAULT_URL
+from tgpersist.store import DEFAULT_CONNECT_TIMEOUT, DEFAULT_URL
 
 URL_ENV = "TGPERSIST_URL"
 
@@ -27,10 +27,23 @@ def add_url(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--prefix", default="tgpersist_", help="table name prefix (default: tgpersist_)")
     parser.add_argument("--schema", default=None, help="PostgreSQL schema for the tables (default: none)")
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=DEFAULT_CONNECT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"give up reaching the database after this long (default: {DEFAULT_CONNECT_TIMEOUT:g})",
+    )
 
 
 async def open_store(args: argparse.Namespace, *, upgrade: bool = False) -> tgpersist.Store:
-    return await tgpersist.open_store(args.url, upgrade=upgrade, prefix=args.prefix, schema=args.schema)
+    return await tgpersist.open_store(
+        args.url,
+        upgrade=upgrade,
+        prefix=args.prefix,
+        schema=args.schema,
+        connect_timeout=args.connect_timeout,
+    )
 
 
 def placement(args: argparse.Namespace) -> Placement:
