@@ -98,6 +98,9 @@ class Database:
         """One try of `work`: a bounded checkout, then BEGIN, the work and COMMIT under the watchdog."""
         async with asyncio.timeout(attempt.connect_limit(self.connect_timeout)):
             conn = await engine.connect().start()
+        left = attempt.left()
+        if left is not None and self.dialect == "sqlite":  # wait for other writers no longer than that
+            await conn.execution_options(**{engines.BUSY_TIMEOUT: left})
         try:
             async with Watchdog(conn, attempt), conn.begin():
                 result = await work(conn)
@@ -138,9 +141,7 @@ class Database:
                 else:
                     reconnected += 1
                     await asyncio.sleep(0.05 * reconnected)
-                    log.info(
-                        "connection to %s lost before COMMIT; running the transaction again", self._where
-                    )
+                    log.info("connection to %s lost before COMMIT; running the transaction again", self.where)
                     attempt = attempt.again()
                     continue
             except (OSError, TimeoutError) as error:
@@ -158,12 +159,13 @@ class Database:
         )
 
     @property
-    def _where(self) -> str:
+    def where(self) -> str:
+        """host:port (or the SQLite file) for messages; never credentials."""
         return f"{self.host}:{self.port}" if self.port is not None else str(self.host)
 
     def _unavailable(self, error: BaseException, attempt: Attempt) -> DatabaseUnavailable:
         if attempt.expired:
-            problem = f"no answer within {attempt.timeout:g}s"
+            problem = f"no answer within {attempt.timeout or 0:.1f}s"
         elif isinstance(error, TimeoutError):
             problem = f"no connection within {self.connect_timeout:g}s"
         elif errors.is_sqlite_file_gone(error):
@@ -174,7 +176,7 @@ class Database:
             problem = errors.problem_of(error)
         if attempt.committing:
             problem += "; COMMIT was sent, so the outcome is unknown"
-        log.warning("database at %s is unavailable: %s", self._where, problem)
+        log.warning("database at %s is unavailable: %s", self.where, problem)
         return DatabaseUnavailable(self.host, self.port, problem, outcome_unknown=attempt.committing)
 
     async def fetch(self, query: reads.CompiledRead, values: dict[str, Any]) -> list[tuple[Any, ...]]:

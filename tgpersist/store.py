@@ -176,8 +176,7 @@ class Store:
                 self._closing_failed("closing the connections", error)
 
     def _closing_failed(self, doing: str, error: Exception) -> None:
-        where = self._db.host if self._db.port is None else f"{self._db.host}:{self._db.port}"
-        log.warning("closing the store at %s: %s failed (%s)", where, doing, type(error).__name__)
+        log.warning("closing the store at %s: %s failed (%s)", self._db.where, doing, type(error).__name__)
 
     async def __aenter__(self) -> Store:
         return self

@@ -196,11 +196,10 @@ class SessionLease:
             return await db.run(work, write=True, timeout=max(limit, 0.001))
         except DatabaseUnavailable as error:
             log.warning(
-                "%s the lease on session %r failed: database at %s:%s: %s",
+                "%s the lease on session %r failed: database at %s: %s",
                 doing,
                 self.name,
-                db.host,
-                db.port,
+                db.where,
                 error.problem,
                 extra=self._extra,
             )
@@ -401,10 +400,9 @@ class SessionLeases:
                 result = await db.run(attempt, write=True, timeout=ttl - margin_for(ttl))
             except DatabaseUnavailable as error:
                 log.warning(
-                    "acquiring the lease on session %r failed: database at %s:%s: %s",
+                    "acquiring the lease on session %r failed: database at %s: %s",
                     self._scope.name,
-                    db.host,
-                    db.port,
+                    db.where,
                     error.problem,
                     extra={"session": self._scope.name, "owner": owner, "token": None},
                 )

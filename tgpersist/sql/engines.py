@@ -33,6 +33,9 @@ FOREIGN_KEYS = "tgpersist_foreign_keys"
 MIGRATION_OPTIONS = {WRITE: True, FOREIGN_KEYS: False}
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Execution option: seconds this connection's next SQLite transaction may wait for another writer
+#: (default `SQLITE_BUSY_TIMEOUT_MS`); a unit of work with a deadline sets what is left of it.
+BUSY_TIMEOUT = "tgpersist_busy_timeout"
 #: Seconds a new connection may take before the database counts as unreachable (`DatabaseUnavailable`).
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
@@ -136,6 +139,10 @@ def _sqlite_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEnt
 def _sqlite_begin(conn: Connection) -> None:
     options = conn.get_execution_options()
     info = conn.connection.info
+    busy_ms = int(options[BUSY_TIMEOUT] * 1000) if BUSY_TIMEOUT in options else SQLITE_BUSY_TIMEOUT_MS
+    if info.get(BUSY_TIMEOUT, SQLITE_BUSY_TIMEOUT_MS) != busy_ms:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(busy_ms, 1)}")
+        info[BUSY_TIMEOUT] = busy_ms
     want_fk = bool(options.get(FOREIGN_KEYS, True))
     if info.get(FOREIGN_KEYS, True) != want_fk:
         # Only effective outside a transaction, which is exactly where we are.

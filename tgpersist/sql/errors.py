@@ -4,6 +4,7 @@ unreachable database (asyncpg, aiosqlite/sqlite3 and the raw socket errors a con
 from __future__ import annotations
 
 import asyncio
+import os
 
 from sqlalchemy.exc import DBAPIError
 
@@ -82,8 +83,8 @@ def problem_of(error: BaseException) -> str:
     orig = _orig(error) or error
     if isinstance(orig, asyncio.TimeoutError):
         return "timed out"
-    if isinstance(orig, OSError) and orig.strerror:
-        return orig.strerror.lower()
+    if isinstance(orig, OSError) and (orig.errno or orig.strerror):
+        return (os.strerror(orig.errno) if orig.errno else str(orig.strerror)).lower()
     first = str(orig).splitlines()[0] if str(orig) else ""
     name = type(orig).__name__
     # Driver messages about connections name no secrets; keep them short anyway.

@@ -1,4 +1,5 @@
-"""SQLite database files: created private to their owner (0600), a warning when others can read one."""
+"""SQLite database files: created private to their owner (0600), a warning when others can read one,
+and a typed error (not a silently new or ghost database) once the file was deleted or replaced."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.url import URL
+
+from tgpersist.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +55,37 @@ def warn_if_exposed(path: str) -> bool:
     return True
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
 def guard_sqlite_file(engine: Engine) -> None:
+    """Create the file private; warn if exposed; refuse to go on once it was deleted or replaced.
+
+    SQLite itself keeps writing into a deleted file's inode (lost at close) and would create a new,
+    empty database on the next connect: both become `DatabaseUnavailable` at connection checkout.
+    """
     path = sqlite_file(engine.url)
     if path is None:
         return
     checked = False
+    opened: tuple[int, int] | None = None
+
+    def check_identity() -> None:
+        if opened is not None and _identity(path) != opened:
+            raise DatabaseUnavailable(path, None, "the SQLite file was deleted or replaced while in use")
 
     def before_connect(*_: Any) -> None:
-        nonlocal checked
+        nonlocal checked, opened
+        check_identity()
         if not create_private_file(path) and not checked:
             warn_if_exposed(path)
         checked = True
+        opened = opened or _identity(path)
 
     event.listen(engine, "do_connect", before_connect)
+    event.listen(engine, "checkout", lambda *_: check_identity())

@@ -3,7 +3,8 @@
 
 Cancelling a coroutine that waits on a frozen socket is not enough: its cleanup (ROLLBACK, closing the
 connection) would wait on the same socket. Terminating the driver connection makes every pending and
-later operation on it fail at once, so the unit ends with an error instead of hanging.
+later operation on it fail at once, so the unit ends with an error instead of hanging. SQLite's wait
+for another writer is bounded instead by the busy timeout of that one transaction (`engines.BUSY_TIMEOUT`).
 """
 
 from __future__ import annotations
@@ -35,11 +36,17 @@ class Attempt:
     def expired(self) -> bool:
         return self.deadline is not None and asyncio.get_running_loop().time() >= self.deadline
 
+    def left(self) -> float | None:
+        """Seconds until the deadline (0 once passed); None without one."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+
     def connect_limit(self, connect_timeout: float | None) -> float | None:
         """Seconds a connection checkout may take: the connect timeout, or less if the deadline is nearer."""
-        if self.deadline is None:
+        left = self.left()
+        if left is None:
             return connect_timeout
-        left = max(0.0, self.deadline - asyncio.get_running_loop().time())
         return left if connect_timeout is None else min(left, connect_timeout)
 
     def again(self) -> Attempt:
