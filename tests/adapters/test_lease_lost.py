@@ -46,7 +46,7 @@ async def test_by_default_a_lost_lease_disconnects_the_client_and_wipes_the_key(
     store: tgpersist.Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     name = fresh_name()
-    session = await TelethonSession.open(store, name, owner="first", ttl=0.6)
+    session = await TelethonSession.open(store, name, owner="first", ttl=3)
     session.auth_key = AuthKey(KEY)
     client = RecordingClient(session, API_ID, API_HASH)
     other = RecordingClient(MemorySession(), API_ID, API_HASH)  # on another session: left alone
@@ -71,7 +71,7 @@ async def test_by_default_a_lost_lease_disconnects_the_client_and_wipes_the_key(
 async def test_an_on_lost_of_the_callers_replaces_the_default(store: tgpersist.Store) -> None:
     name = fresh_name()
     told: list[Any] = []
-    session = await TelethonSession.open(store, name, owner="first", ttl=0.6, on_lost=told.append)
+    session = await TelethonSession.open(store, name, owner="first", ttl=3, on_lost=told.append)
     session.auth_key = AuthKey(KEY)
     client = RecordingClient(session, API_ID, API_HASH)
     await session.flush()

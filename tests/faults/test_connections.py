@@ -12,9 +12,10 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine.url import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 import tgpersist
+from tests.cli.run import cli
 from tgpersist import DatabaseUnavailable, Session, UpdateState
 from tgpersist.testing.faults import FaultProxy
 from tgpersist.testing.postgres import find_bindir, temporary_server
@@ -179,3 +180,38 @@ def pg_ctl_restart(data: str) -> None:
     log = str(Path(data).parent / "restart.log")
     command = [*prefix, str(find_bindir() / "pg_ctl"), "-D", data, "-l", log, "-m", "fast", "-w", "-t", "30"]
     subprocess.run([*command, "restart"], check=True, capture_output=True, stdin=subprocess.DEVNULL)
+
+
+async def test_an_embedding_applications_engine_is_bounded_by_the_stores_connect_timeout(
+    pg_url: str, proxy: FaultProxy
+) -> None:
+    engine = create_async_engine(with_password(proxy.url_for(pg_url)))  # asyncpg alone would wait 60 s
+    try:
+        store = tgpersist.Store(engine, connect_timeout=0.5)
+        proxy.blackhole()
+        with pytest.raises(DatabaseUnavailable) as caught:
+            async with asyncio.timeout(GUARD):
+                await store.list_sessions()
+        assert_clean(caught.value, proxy.port)
+        await store.close()
+    finally:
+        await engine.dispose(close=False)
+
+
+async def test_the_cli_gives_up_after_its_connect_timeout_naming_host_and_port(
+    pg_url: str, proxy: FaultProxy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    proxy.blackhole()
+    url = with_password(proxy.url_for(pg_url))
+    status, _, err = await asyncio.wait_for(
+        cli(capsys, "sessions", "list", "--url", url, "--connect-timeout", "0.5"), GUARD
+    )
+    assert status != 0
+    assert f"127.0.0.1:{proxy.port}" in err and PASSWORD not in err
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("inf"), "10", True])
+async def test_a_bad_connect_timeout_is_invalid_before_any_connection(bad: object) -> None:
+    with pytest.raises(tgpersist.InvalidArgument) as caught:
+        await tgpersist.open_store("postgresql+asyncpg://u:pw@127.0.0.1:1/x", connect_timeout=bad)  # type: ignore[arg-type]
+    assert caught.value.field == "connect_timeout"
