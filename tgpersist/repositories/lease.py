@@ -144,8 +144,9 @@ class SessionLease:
         """Stop renewing and free the session at once. True if this lease still held it.
 
         After a lost lease, the account's fenced writes stay refused until it acquires a lease again:
-        whoever took over owns the session's state now. If the database cannot be reached in what is
-        left of the lease, the release is given up (WARNING) and the lease simply expires.
+        whoever took over owns the session's state now. If the database does not answer within the
+        connect timeout (or what is left of the lease), the release is given up (WARNING) and the
+        lease simply expires.
         """
         await self._stop_heartbeat()
         if self._released:
@@ -161,7 +162,9 @@ class SessionLease:
             return (await conn.execute(stmt)).first() is not None
 
         try:
-            freed = bool(await self._bounded(work, self._deadline.left(), "releasing"))
+            # Best effort: at most the connect timeout (a lease not released just expires).
+            limit = min(self._deadline.left(), self._scope.db.connect_timeout or math.inf)
+            freed = bool(await self._bounded(work, limit, "releasing"))
         except DatabaseUnavailable:
             log.warning(
                 "lease on session %r not released (database unavailable); it expires at %s",

@@ -142,12 +142,19 @@ class FaultProxy:
         if self._blackhole:
             return  # keep the socket open, read nothing, answer nothing
         assert self._flowing is not None
-        await self._flowing.wait()
+        me = asyncio.current_task()
+        if me is not None:  # a cut or close cancels it while it waits
+            self._tasks.add(me)
         try:
+            await self._flowing.wait()
             up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
         except OSError:
             _reset(writer)
             return
+        except asyncio.CancelledError:
+            return
+        finally:
+            self._tasks.discard(me)
         self._streams.add(up_writer)
         for source, sink in ((reader, up_writer), (up_reader, writer)):
             self._spawn(self._pump(source, sink, (writer, up_writer)))
