@@ -96,7 +96,9 @@ class Database:
 
     async def _transaction(self, engine: AsyncEngine, work: Work[T], attempt: Attempt) -> T:
         """One try of `work`: a bounded checkout, then BEGIN, the work and COMMIT under the watchdog."""
-        async with asyncio.timeout(attempt.connect_limit(self.connect_timeout)):
+        # A SQLite checkout opens a local file at most: only a deadline of the unit's own bounds it.
+        connect_timeout = self.connect_timeout if self.dialect != "sqlite" else None
+        async with asyncio.timeout(attempt.connect_limit(connect_timeout)):
             conn = await engine.connect().start()
         left = attempt.left()
         if left is not None and self.dialect == "sqlite":  # wait for other writers no longer than that
@@ -122,6 +124,8 @@ class Database:
         while True:
             failure: DatabaseUnavailable | None = None
             try:
+                if attempt.deadline is None:  # the common case: skip the timer
+                    return await attempt_once(attempt)
                 async with asyncio.timeout_at(attempt.deadline):
                     return await attempt_once(attempt)
             except DBAPIError as error:
