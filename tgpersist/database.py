@@ -152,6 +152,10 @@ class Database:
                 if not (errors.is_unreachable(error) or errors.is_disconnect(error)):
                     raise
                 failure = self._unavailable(error, attempt)
+            except DatabaseUnavailable as error:  # from a connect or checkout hook: re-raised clean
+                failure = DatabaseUnavailable(
+                    error.host, error.port, error.problem, outcome_unknown=error.outcome_unknown
+                )
             raise failure from None
 
     def _lost_connection(self, error: DBAPIError, attempt: Attempt) -> bool:
