@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.pool import StaticPool
 
 import tgpersist
 from tgpersist import DatabaseUnavailable, LeaseLost, SessionBusy, SessionLease, UpdateState
@@ -116,3 +117,18 @@ async def test_a_sqlite_file_deleted_under_the_store_gives_a_typed_error(tmp_pat
         assert caught.value.host == str(path) and caught.value.port is None
         assert "deleted" in caught.value.problem
         assert caught.value.__cause__ is None and caught.value.__context__ is None
+
+
+async def test_a_sqlite_database_that_turned_read_only_gives_a_typed_error(tmp_path: Path) -> None:
+    path = tmp_path / "ro.db"
+    async with await tgpersist.open_store(f"sqlite+aiosqlite:///{path}", poolclass=StaticPool) as store:
+        acct = store.account(NAME)
+        await acct.updates.save_state(UpdateState(pts=1, qts=1, date=1, seq=1))
+        # Root ignores file modes, so make SQLite itself refuse writes on the store's one connection.
+        async with store.engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA query_only = ON")
+        with pytest.raises(DatabaseUnavailable) as caught:
+            await asyncio.wait_for(acct.updates.save_state(UpdateState(pts=2, qts=1, date=1, seq=1)), 10)
+        assert caught.value.host == str(path) and "read-only" in caught.value.problem
+        assert caught.value.__cause__ is None and caught.value.__context__ is None
+        assert await acct.updates.load_state() == UpdateState(pts=1, qts=1, date=1, seq=1)
