@@ -272,11 +272,9 @@ async def test_connect_timeout_from_the_url_or_the_keyword(
     options = {} if keyword is None else {"connect_timeout": keyword}
     with pytest.raises(tgpersist.DatabaseUnavailable) as caught:
         await tgpersist.open_store(url, **options)
-    assert (caught.value.host, caught.value.port, caught.value.problem) == (
-        "127.0.0.1",
-        silent_port,
-        "timed out",
-    )
+    assert (caught.value.host, caught.value.port) == ("127.0.0.1", silent_port)
+    # asyncpg's own connect timeout, or the store's checkout bound of the same length, whichever fires first
+    assert caught.value.problem in ("timed out", "no connection within 0.5s")
     assert PW not in str(caught.value)
 
 

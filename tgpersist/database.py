@@ -1,7 +1,10 @@
 """Transactions for the repositories: on tgpersist's own engine, or inside a host's `AsyncSession`.
 
 Each repository call is one unit of work, a coroutine function of a connection. `Database.run` gives it
-one transaction and re-runs it whole on a serialisation failure, deadlock or busy SQLite database.
+one transaction and re-runs it whole on a serialisation failure, deadlock or busy SQLite database, and
+on a connection that died before COMMIT was sent. A connection that died after COMMIT was sent, a
+database that cannot be reached within the connect timeout, and a unit that overran its own `timeout`
+raise `DatabaseUnavailable` (never the driver's exception, which may carry connection details).
 """
 
 from __future__ import annotations
@@ -17,14 +20,19 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from tgpersist import metrics
+from tgpersist.errors import DatabaseUnavailable
 from tgpersist.models import Models
 from tgpersist.peer_cache import PeerCaches
 from tgpersist.sql import engines, errors, reads
+from tgpersist.sql.watchdog import Attempt, Watchdog
 
 T = TypeVar("T")
 Work = Callable[[AsyncConnection], Awaitable[T]]
 
 log = logging.getLogger(__name__)
+
+#: How many times a unit whose connection died before COMMIT is re-run on a new connection.
+RECONNECTS = 2
 
 #: The databases whose turn (see `Database.run`) the running unit of work holds.
 _taking_turns: ContextVar[frozenset[Database]] = ContextVar("tgpersist_taking_turns", default=frozenset())
@@ -33,11 +41,21 @@ _taking_turns: ContextVar[frozenset[Database]] = ContextVar("tgpersist_taking_tu
 class Database:
     """Runs units of work in their own transactions on an engine, retrying transient conflicts."""
 
-    def __init__(self, engine: AsyncEngine, models: Models, *, retries: int = 8) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        models: Models,
+        *,
+        retries: int = 8,
+        connect_timeout: float | None = engines.DEFAULT_CONNECT_TIMEOUT,
+    ) -> None:
         self.engine = engine
         self.models = models
         self.dialect = engines.name_of(engine)
         self.retries = retries
+        #: Seconds a connection checkout (pool wait, ping, connect) may take; None: unbounded.
+        self.connect_timeout = connect_timeout
+        self.host, self.port = engines.address_of(engine)
         self._writer = engine.execution_options(**{engines.WRITE: True})
         # One shared connection (in-memory SQLite): transactions must take turns on it.
         self._turns = asyncio.Lock() if engines.single_connection(engine) else None
@@ -52,71 +70,153 @@ class Database:
         #: The host's session whose transaction every unit joins (`JoinedDatabase`); None: our own.
         self.host_session: AsyncSession | None = None
 
-    async def run(self, work: Work[T], *, write: bool) -> T:
-        """`work` in one transaction (`BEGIN IMMEDIATE` on SQLite when `write`), re-run whole if retryable."""
+    async def run(self, work: Work[T], *, write: bool, timeout: float | None = None) -> T:  # noqa: ASYNC109
+        """`work` in one transaction (`BEGIN IMMEDIATE` on SQLite when `write`), re-run whole if retryable.
+
+        `timeout` bounds the whole call (waiting for a connection and every retry included): when it
+        passes, the connection is cut and `DatabaseUnavailable` raised (`outcome_unknown` once COMMIT
+        was sent), so a hung server or a frozen route never holds the caller longer.
+        """
         engine = self._writer if write else self.engine
 
         turns = self._turns or (self._write_turns if write else None)
         if turns is not None and self in _taking_turns.get():
             turns = None  # nested in a unit of work that already has its turn (it would wait for itself)
 
-        async def once() -> T:
+        async def once(attempt: Attempt) -> T:
             if turns is None:
-                async with engine.begin() as conn:
-                    return await work(conn)
+                return await self._transaction(engine, work, attempt)
             async with turns:
                 entered = _taking_turns.set(_taking_turns.get() | {self})
                 try:
-                    async with engine.begin() as conn:
-                        return await work(conn)
+                    return await self._transaction(engine, work, attempt)
                 finally:
                     _taking_turns.reset(entered)
 
-        return await self._retrying(once)
+        return await self._retrying(once, timeout)
 
     async def run_held(self, transaction: Callable[[], Awaitable[T]]) -> T:
         """A write transaction that the caller runs itself (the group-commit writer: its own BEGIN and
         COMMIT on a SQLite connection it holds, or one statement in autocommit mode): in this
-        process's write turn, and re-run whole if retryable, as `run` does."""
+        process's write turn, and re-run whole if retryable, as `run` does. The caller cannot tell
+        this layer when its COMMIT went out, so a connection lost meanwhile is never re-run blindly:
+        it is `DatabaseUnavailable(outcome_unknown=True)`."""
         turns = self._turns or self._write_turns
 
-        async def once() -> T:
+        async def once(attempt: Attempt) -> T:
+            attempt.committing = True
             if turns is None:
                 return await transaction()
             async with turns:
                 return await transaction()
 
-        return await self._retrying(once)
+        return await self._retrying(once, None)
 
     def in_unit_of_work(self) -> bool:
         """Whether the running code is inside one of this database's units of work (holding its turn)."""
         return self in _taking_turns.get()
 
-    async def _retrying(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
+    async def _transaction(self, engine: AsyncEngine, work: Work[T], attempt: Attempt) -> T:
+        """One try of `work`: a bounded checkout, then BEGIN, the work and COMMIT under the watchdog."""
+        # A SQLite checkout opens a local file at most: only a deadline of the unit's own bounds it.
+        connect_timeout = self.connect_timeout if self.dialect != "sqlite" else None
+        async with asyncio.timeout(attempt.connect_limit(connect_timeout)):
+            conn = await engine.connect().start()
+        left = attempt.left()
+        if left is not None and self.dialect == "sqlite":  # wait for other writers no longer than that
+            await conn.execution_options(**{engines.BUSY_TIMEOUT: left})
+        try:
+            async with Watchdog(conn, attempt), conn.begin():
+                result = await work(conn)
+                attempt.committing = True
+            return result
+        finally:
+            await conn.close()
+
+    async def _retrying(self, attempt_once: Callable[[Attempt], Awaitable[T]], budget: float | None) -> T:
         """Call `attempt_once` until it succeeds, at most `retries` more times after a retryable error,
-        sleeping a jittered, exponentially growing delay (5 ms doubling, capped at 0.5 s) in between."""
-        attempt = 0
+        sleeping a jittered, exponentially growing delay (5 ms doubling, capped at 0.5 s) in between.
+
+        A connection lost before COMMIT is re-run on a new one (`RECONNECTS` times); everything that
+        means the database is out of reach becomes `DatabaseUnavailable`, raised outside the `except`
+        so that no driver exception rides along in `__context__`.
+        """
+        retried = reconnected = 0
+        attempt = Attempt(budget)
         while True:
+            failure: BaseException | None = None
             try:
-                return await attempt_once()
+                if attempt.deadline is None:  # the common case: skip the timer
+                    return await attempt_once(attempt)
+                async with asyncio.timeout_at(attempt.deadline):
+                    return await attempt_once(attempt)
             except DBAPIError as error:
-                if attempt >= self.retries or not errors.is_retryable(error):
-                    public = errors.public_error(error)
-                    if public is error:
+                if errors.is_retryable(error) and retried < self.retries and not attempt.expired:
+                    retried += 1
+                    delay = min(0.5, 0.005 * 2**retried) * (0.5 + random.random())
+                    cause = errors.retry_cause(error)
+                    log.debug(
+                        "retrying transaction after %s (attempt %d)",
+                        cause,
+                        retried,
+                        extra={"cause": cause, "attempt": retried},
+                    )
+                    metrics.add("tgpersist.transaction.retries", cause=cause)
+                    await asyncio.sleep(delay)
+                    attempt = attempt.again()
+                    continue
+                if not self._lost_connection(error, attempt):
+                    failure = errors.public_error(error)
+                    if failure is error:
                         raise
-                    break  # raised below, outside this handler: the driver error is not its context
-                attempt += 1
-                delay = min(0.5, 0.005 * 2**attempt) * (0.5 + random.random())
-                cause = errors.retry_cause(error)
-                log.debug(
-                    "retrying transaction after %s (attempt %d)",
-                    cause,
-                    attempt,
-                    extra={"cause": cause, "attempt": attempt},
+                    # A refused row: raised below, outside this handler, so the driver error (whose
+                    # text may hold row values) is not its context.
+                elif attempt.expired or attempt.committing or reconnected >= RECONNECTS:
+                    failure = self._unavailable(error, attempt)
+                else:
+                    reconnected += 1
+                    await asyncio.sleep(0.05 * reconnected)
+                    log.info("connection to %s lost before COMMIT; running the transaction again", self.where)
+                    attempt = attempt.again()
+                    continue
+            except (OSError, TimeoutError) as error:
+                if not (errors.is_unreachable(error) or errors.is_disconnect(error)):
+                    raise
+                failure = self._unavailable(error, attempt)
+            except DatabaseUnavailable as error:  # from a connect or checkout hook: re-raised clean
+                failure = DatabaseUnavailable(
+                    error.host, error.port, error.problem, outcome_unknown=error.outcome_unknown
                 )
-                metrics.add("tgpersist.transaction.retries", cause=cause)
-                await asyncio.sleep(delay)
-        raise public
+            raise failure from None
+
+    def _lost_connection(self, error: DBAPIError, attempt: Attempt) -> bool:
+        return (
+            attempt.expired
+            or errors.is_disconnect(error)
+            or errors.is_unreachable(error)
+            or errors.is_sqlite_file_gone(error)
+        )
+
+    @property
+    def where(self) -> str:
+        """host:port (or the SQLite file) for messages; never credentials."""
+        return f"{self.host}:{self.port}" if self.port is not None else str(self.host)
+
+    def _unavailable(self, error: BaseException, attempt: Attempt) -> DatabaseUnavailable:
+        if attempt.expired:
+            problem = f"no answer within {attempt.timeout or 0:.1f}s"
+        elif isinstance(error, TimeoutError):
+            problem = f"no connection within {self.connect_timeout:g}s"
+        elif errors.is_sqlite_file_gone(error):
+            problem = (
+                "the SQLite file was deleted, moved or made read-only (" + errors.problem_of(error) + ")"
+            )
+        else:
+            problem = errors.problem_of(error)
+        if attempt.committing:
+            problem += "; COMMIT was sent, so the outcome is unknown"
+        log.warning("database at %s is unavailable: %s", self.where, problem)
+        return DatabaseUnavailable(self.host, self.port, problem, outcome_unknown=attempt.committing)
 
     async def fetch(self, query: reads.CompiledRead, values: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of one SELECT, read outside a transaction where the dialect allows (a lone
@@ -129,7 +229,7 @@ class Database:
 
             return query.rows(await self.run(work, write=False))
         reader = self._reader
-        return query.rows(await self._retrying(lambda: reader.fetch(query.sql, params)))
+        return query.rows(await self._retrying(lambda _: reader.fetch(query.sql, params), None))
 
     async def close(self) -> None:
         """Give back the connection held for single-statement reads (the engine itself stays open)."""
@@ -146,16 +246,21 @@ class JoinedDatabase(Database):
     """
 
     def __init__(self, session: AsyncSession, base: Database) -> None:
-        super().__init__(base.engine, base.models, retries=0)
+        super().__init__(base.engine, base.models, retries=0, connect_timeout=base.connect_timeout)
         self.session = self.host_session = session
         self._reader = None  # reads must see the host's transaction
         self.peer_caches = base.peer_caches
 
-    async def run(self, work: Work[T], *, write: bool) -> T:
-        async def once() -> T:
+    async def run(self, work: Work[T], *, write: bool, timeout: float | None = None) -> T:  # noqa: ASYNC109
+        """`work` in the host's transaction (`timeout` is the host's business: its session, its limits).
+        A refused row leaves as the same typed error as on our own engine."""
+        try:
             if not write:
                 return await work(await self.session.connection())
             async with self.session.begin_nested():
                 return await work(await self.session.connection())
-
-        return await self._retrying(once)  # retries=0: only translates a refused row's error
+        except DBAPIError as error:
+            public = errors.public_error(error)
+            if public is error:
+                raise
+        raise public from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -31,11 +33,14 @@ from tgpersist.repositories import (
 )
 from tgpersist.repositories.files import SentFileRepository
 from tgpersist.repositories.lease import LeaseInfo
-from tgpersist.sql import engines
+from tgpersist.sql import engines, urls
 from tgpersist.validation import check_int
 from tgpersist.writes.group_commit import GroupCommit
 
 DEFAULT_URL = "sqlite+aiosqlite:///tgpersist.db"
+DEFAULT_CONNECT_TIMEOUT = engines.DEFAULT_CONNECT_TIMEOUT
+
+log = logging.getLogger(__name__)
 
 
 class Account:
@@ -73,6 +78,7 @@ class Store:
         encryption_key: KeySource | None = None,
         peer_cache_size: int = DEFAULT_PEER_CACHE_SIZE,
         peer_cache_ttl: float | timedelta | None = None,
+        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         engine = bind.kw.get("bind") if isinstance(bind, async_sessionmaker) else bind
         if not isinstance(engine, AsyncEngine):
@@ -85,7 +91,10 @@ class Store:
         self.engine = engine
         self.models = declare_models(self.placement)
         self.queue_policy = queue_policy or QueuePolicy()
-        self._db = Database(engine, self.models, retries=retries)
+        if connect_timeout is not None:
+            connect_timeout = _positive_seconds("connect_timeout", connect_timeout)
+        # `connect_timeout` bounds every connection checkout (pool wait, ping, connect) of ours.
+        self._db = Database(engine, self.models, retries=retries, connect_timeout=connect_timeout)
         # Peers cached per account (0: off); `peer_cache_ttl` seconds bound staleness across processes.
         self._db.peer_caches = PeerCaches(peer_cache_size, peer_cache_ttl)
         #: Coalesces concurrent small writes of this store's accounts into shared transactions.
@@ -169,21 +178,42 @@ class Store:
         self.cipher.ring = target if target is None or old is None else target.with_older(old.keys)
         return changed
 
+    async def ping(self) -> None:
+        """Reach the database once: `DatabaseUnavailable` (naming host and port) if it cannot be reached
+        within the connect timeout."""
+
+        async def work(conn: AsyncConnection) -> None:
+            await conn.exec_driver_sql("SELECT 1")
+
+        await self._db.run(work, write=False)
+
     async def close(self) -> None:
         """Dispose the engine if `open_store` created it; an embedding application's engine is left alone.
 
-        Session leases held through this store's accounts are released first.
+        Session leases held through this store's accounts are released first. Never raises because the
+        database is gone (that is logged at WARNING): a lease it cannot release simply expires.
         """
-        try:
-            for account in list(self._accounts.values()):
-                await account.session.release_held()
-        finally:
+        for account in list(self._accounts.values()):
             try:
-                await self.writer.close()
-            finally:
-                await self._db.close()
-            if self._owns_engine:
-                await self.engine.dispose()
+                await account.session.release_held()
+            except Exception as error:
+                self._closing_failed("releasing the lease of session " + repr(account.name), error)
+        try:
+            await self.writer.close()
+        except Exception as error:
+            self._closing_failed("finishing the group-commit writer", error)
+        try:
+            await self._db.close()
+        except Exception as error:
+            self._closing_failed("closing the read connection", error)
+        if self._owns_engine:
+            try:
+                await _dispose(self.engine, self._db.connect_timeout)
+            except Exception as error:
+                self._closing_failed("closing the connections", error)
+
+    def _closing_failed(self, doing: str, error: Exception) -> None:
+        log.warning("closing the store at %s: %s failed (%s)", self._db.where, doing, type(error).__name__)
 
     async def __aenter__(self) -> Store:
         return self
@@ -208,14 +238,21 @@ async def open_store(
     encryption_key: KeySource | None = None,
     peer_cache_size: int = DEFAULT_PEER_CACHE_SIZE,
     peer_cache_ttl: float | timedelta | None = None,
+    connect_timeout: float | None = None,
     **engine_options: Any,
 ) -> Store:
     """Open (creating if needed) a store at `url`; an empty database is migrated to head.
 
     A database behind head raises `SchemaOutOfDate` unless `upgrade=True`. Auth keys are encrypted with
     `encryption_key` (default: $TGPERSIST_ENCRYPTION_KEY); `EncryptionError` if it cannot open them.
+    A database that cannot be reached within `connect_timeout` seconds (default: the URL's
+    `connect_timeout`, else `DEFAULT_CONNECT_TIMEOUT`) raises `DatabaseUnavailable`.
     """
-    engine = engines.create_engine(url, **engine_options)
+    if connect_timeout is not None:
+        connect_timeout = _positive_seconds("connect_timeout", connect_timeout)
+    engine = engines.create_engine(url, connect_timeout=connect_timeout, **engine_options)
+    if connect_timeout is None:
+        connect_timeout = urls.translate(url).connect_timeout or DEFAULT_CONNECT_TIMEOUT
     try:
         store = Store(
             engine,
@@ -225,11 +262,29 @@ async def open_store(
             encryption_key=encryption_key,
             peer_cache_size=peer_cache_size,
             peer_cache_ttl=peer_cache_ttl,
+            connect_timeout=connect_timeout,
         )
         store._owns_engine = True
+        await store.ping()
         await store.check_schema(upgrade=upgrade)
         await store.check_encryption()
     except BaseException:
-        await engine.dispose()
+        await _dispose(engine, connect_timeout)
         raise
     return store
+
+
+async def _dispose(engine: AsyncEngine, limit: float | None) -> None:
+    """Close the engine's connections; a server that does not answer within `limit` seconds is not
+    waited for (the pool is dropped, its sockets closed by the garbage collector)."""
+    try:
+        async with asyncio.timeout(limit):
+            await engine.dispose()
+    except TimeoutError:
+        await engine.dispose(close=False)
+
+
+def _positive_seconds(field: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+        raise InvalidArgument(field, "expected a positive, finite number of seconds")
+    return float(value)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tgpersist.domain import ChannelState, Peer, Session, UpdateState
 from tgpersist.errors import LeaseLost
-from tgpersist.repositories.lease import SessionLease
+from tgpersist.repositories.lease import OnLost, SessionLease
 
 if TYPE_CHECKING:
     from tgpersist.store import Account
@@ -29,6 +29,9 @@ FIRST_RETRY = 0.05
 LAST_RETRY = 5.0
 
 Apply = Callable[[list[Any]], Awaitable[object]]
+
+# Client-stopping tasks started on a lost lease, kept until done so they are not garbage-collected.
+_stopping: set[asyncio.Task[None]] = set()
 
 
 @dataclass
@@ -186,12 +189,49 @@ class WriteBehind:
 
 
 class WritesBehind:
-    """What both client adapters share: their write-behind queue, their session lease, and the writes
-    the queue applies to the account."""
+    """What the client adapters share: their write-behind queue, their session lease, the writes the
+    queue applies to the account, and what happens when the lease is lost.
+
+    A lost lease means another process may be using the auth key right now (Telegram would answer
+    `AUTH_KEY_DUPLICATED` and kill the session), so unless the caller passes its own `on_lost`, the
+    adapter runs `stop_using_auth_key`: it logs at ERROR, disconnects the client it serves
+    (`_disconnect_client`, one per adapter) and then wipes the auth key from memory, so that no
+    reconnect can use it. Writes already stop with the lease (`LeaseLost`).
+    """
 
     _account: Account
     _writer: WriteBehind
     _lease: SessionLease | None
+
+    def stop_using_auth_key(self, lease: SessionLease) -> None:
+        """The default `on_lost`: log at ERROR and stop the client from using the auth key (see class doc).
+
+        Adapters call it (from the lease's own callback), and so may a caller's own `on_lost`.
+        """
+        log.error(
+            "lease on session %r lost: disconnecting its client and dropping its auth key",
+            lease.name,
+            extra={"session": lease.name, "owner": lease.owner, "token": lease.token},
+        )
+        task = asyncio.get_running_loop().create_task(
+            self._stop_client(), name=f"tgpersist stop client {lease.name!r}"
+        )
+        _stopping.add(task)
+        task.add_done_callback(_stopping.discard)
+
+    async def _stop_client(self) -> None:
+        try:
+            await self._disconnect_client()
+        except Exception as error:
+            log.error("disconnecting the client of session %r failed: %s", self._account.name, error)
+        finally:
+            self._forget_auth_key()
+
+    async def _disconnect_client(self) -> None:
+        """Disconnect the client this adapter serves (adapters that know it override this)."""
+
+    def _forget_auth_key(self) -> None:
+        """Drop the auth key from the adapter's memory (not from the database: it is the new owner's)."""
 
     @property
     def lease(self) -> SessionLease | None:
@@ -224,3 +264,19 @@ class WritesBehind:
 
     async def _save_channels(self, channels: list[ChannelState]) -> None:
         await self._account.updates.save_channels(channels)
+
+
+def lease_callback(on_lost: OnLost | None, adapter: Callable[[], WritesBehind | None]) -> OnLost:
+    """The `on_lost` an adapter passes to `acquire`: the caller's own, or else the adapter's
+    `stop_using_auth_key` (`adapter()` finds it: the lease is taken before the adapter exists)."""
+    if on_lost is not None:
+        return on_lost
+
+    def stop(lease: SessionLease) -> None:
+        serving = adapter()
+        if serving is None:  # lost while the adapter was still loading: nothing uses the key yet
+            log.error("lease on session %r lost before its adapter was ready", lease.name)
+            return
+        serving.stop_using_auth_key(lease)
+
+    return stop

@@ -19,12 +19,19 @@ user id, which Telethon records as the entity with id 0); entities as peers (bar
 hash, primary username, phone, first/last name or title); the account-wide update state (entity 0) as
 `UpdateState` and channel states as `ChannelState` (pts only: Telethon reads nothing else of them, so
 they come back with qts 0, seq 0 and the Unix epoch as date); sent files in the sent-file cache.
+
+A lost session lease (taken over, or run out by this process's own clock while the database was out of
+reach) calls `on_lost(lease)` if given; by default it logs at ERROR and stops the client from using the
+auth key: every `TelegramClient` built on this session is disconnected (found through the garbage
+collector's referrers, as Telethon gives its session no reference to the client), and then the key is
+wiped from memory, so no reconnect can use it (see `WritesBehind.stop_using_auth_key`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -39,7 +46,7 @@ from telethon.crypto import AuthKey  # noqa: E402
 from telethon.sessions.memory import MemorySession, _SentFileType  # noqa: E402
 from telethon.tl import TLObject, types  # noqa: E402
 
-from tgpersist.adapters._write_behind import Batch, WriteBehind, WritesBehind  # noqa: E402
+from tgpersist.adapters._write_behind import Batch, WriteBehind, WritesBehind, lease_callback  # noqa: E402
 from tgpersist.domain import ChannelState, Peer, PeerKind, PeerType, Session, UpdateState  # noqa: E402
 from tgpersist.domain.peer import from_dialog_id  # noqa: E402
 from tgpersist.errors import InvalidArgument  # noqa: E402
@@ -218,8 +225,10 @@ class TelethonSession(WritesBehind, MemorySession):  # type: ignore[misc]
         lost, writes stop and `flush()`/`aclose()` raise `LeaseLost`.
         """
         account = store.account(name)
+        made: list[TelethonSession] = []
+        callback = lease_callback(on_lost, lambda: made[0] if made else None)
         held = (
-            await account.session.acquire(owner=owner, ttl=ttl, wait=wait, timeout=timeout, on_lost=on_lost)
+            await account.session.acquire(owner=owner, ttl=ttl, wait=wait, timeout=timeout, on_lost=callback)
             if lease
             else None
         )
@@ -235,7 +244,8 @@ class TelethonSession(WritesBehind, MemorySession):  # type: ignore[misc]
             if held is not None:
                 await held.release()
             raise
-        return cls(account, loaded, lease=held, save_entities=save_entities)
+        made.append(cls(account, loaded, lease=held, save_entities=save_entities))
+        return made[0]
 
     # -- our own API ---------------------------------------------------------------------------------
     @property
@@ -512,6 +522,30 @@ class TelethonSession(WritesBehind, MemorySession):  # type: ignore[misc]
             return
         self._row = row
         self._writer.submit(Batch("session", self._save_session, {"session": row}))
+
+    # -- a lost lease ----------------------------------------------------------------------------------------
+    def clients(self) -> list[Any]:
+        """The Telethon clients built on this session that are still alive."""
+        from telethon.client.telegrambaseclient import TelegramBaseClient
+
+        found: list[Any] = []
+        for referrer in gc.get_referrers(self):
+            # A client refers to its session directly or through its instance __dict__.
+            holders = gc.get_referrers(referrer) if isinstance(referrer, dict) else [referrer]
+            for holder in holders:
+                if isinstance(holder, TelegramBaseClient) and holder.session is self and holder not in found:
+                    found.append(holder)
+        return found
+
+    async def _disconnect_client(self) -> None:
+        for client in self.clients():
+            await client.disconnect()
+
+    def _forget_auth_key(self) -> None:
+        key = self._auth_key
+        if isinstance(key, AuthKey):
+            key.key = None  # Telethon's sender holds this very object
+        self._auth_key = None
 
     # -- the writes, run by the write-behind task --------------------------------------------------------
     async def _save_files(self, files: list[SentFile]) -> None:

@@ -19,7 +19,7 @@ from tgpersist import migrate
 from tgpersist.encryption import KeySource
 from tgpersist.models import Placement
 from tgpersist.sql import engines, urls
-from tgpersist.store import DEFAULT_URL
+from tgpersist.store import DEFAULT_CONNECT_TIMEOUT, DEFAULT_URL
 
 URL_ENV = "TGPERSIST_URL"
 
@@ -64,6 +64,14 @@ def add_url(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--prefix", default="tgpersist_", help="table name prefix (default: tgpersist_)")
     parser.add_argument("--schema", default=None, help="PostgreSQL schema for the tables (default: none)")
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up reaching the database after this long (default: the URL's connect_timeout, "
+        f"else {DEFAULT_CONNECT_TIMEOUT:g})",
+    )
     document_exit_codes(parser)
 
 
@@ -79,7 +87,13 @@ def add_yes(parser: argparse.ArgumentParser) -> None:
 
 async def open_store(args: argparse.Namespace, *, upgrade: bool = False) -> tgpersist.Store:
     """A store that may create the database and its tables: for the commands that put data in."""
-    return await tgpersist.open_store(args.url, upgrade=upgrade, prefix=args.prefix, schema=args.schema)
+    return await tgpersist.open_store(
+        args.url,
+        upgrade=upgrade,
+        prefix=args.prefix,
+        schema=args.schema,
+        connect_timeout=args.connect_timeout,
+    )
 
 
 def placement(args: argparse.Namespace) -> Placement:
@@ -114,6 +128,12 @@ async def require_tables(engine: object, args: argparse.Namespace) -> tuple[str,
     return revisions
 
 
+def connect_timeout(args: argparse.Namespace) -> float:
+    """`--connect-timeout`, else the URL's `connect_timeout`, else the default."""
+    given: float | None = getattr(args, "connect_timeout", None)
+    return given or urls.translate(args.url).connect_timeout or DEFAULT_CONNECT_TIMEOUT
+
+
 @contextlib.asynccontextmanager
 async def existing_store(
     args: argparse.Namespace, *, encryption_key: KeySource | None = None, check_keys: bool = False
@@ -124,10 +144,15 @@ async def existing_store(
     """
     where = placement(args)
     require_database_file(args.url)
-    engine = engines.create_engine(args.url)
+    timeout = connect_timeout(args)
+    engine = engines.create_engine(args.url, connect_timeout=timeout)
     try:
         store = tgpersist.Store(
-            engine, prefix=where.prefix, schema=where.schema, encryption_key=encryption_key
+            engine,
+            prefix=where.prefix,
+            schema=where.schema,
+            encryption_key=encryption_key,
+            connect_timeout=timeout,
         )
         await require_tables(engine, args)
         await store.check_schema()  # at head, or SchemaOutOfDate: the tables exist, so nothing is created

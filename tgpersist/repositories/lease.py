@@ -2,6 +2,9 @@
 
 Acquire, renew and the holder check compare `lease_expires` with the database server's clock
 (`statements.db_epoch`) inside one statement, so no client's clock ever decides whether a lease expired.
+The holder also keeps a local deadline by its own monotonic clock (`lease_deadline`): past it the lease
+counts as lost whether or not the database can be reached. Every database call of acquire, renew and
+release is bounded by what is left of the lease.
 """
 
 from __future__ import annotations
@@ -11,24 +14,28 @@ import inspect
 import logging
 import math
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tgpersist import metrics
 from tgpersist.database import JoinedDatabase
-from tgpersist.errors import InvalidArgument, LeaseLost, SessionBusy, UnreadableRow
+from tgpersist.errors import DatabaseUnavailable, InvalidArgument, LeaseLost, SessionBusy
+from tgpersist.repositories.lease_deadline import LeaseDeadline, margin_for
+from tgpersist.repositories.lease_sql import Busy, LeaseStatements, as_datetime
+from tgpersist.repositories.lease_sql import LeaseInfo as LeaseInfo  # re-exported: its home for callers
+from tgpersist.repositories.lease_sql import stored_expiry as stored_expiry  # re-exported
 from tgpersist.repositories.queue import default_owner
 from tgpersist.repositories.scope import Scope
 from tgpersist.sql import statements
-from tgpersist.validation import MAX_SECONDS, check_name, check_seconds
+from tgpersist.validation import check_name, check_seconds
 
-log = logging.getLogger(__name__)
+#: Lease events (acquired, renewed late, lost, released) with `extra` session, owner and token.
+log = logging.getLogger("tgpersist.lease")
 
 #: Seconds a lease lasts without renewal unless the caller says otherwise.
 DEFAULT_TTL = 30.0
@@ -36,104 +43,23 @@ DEFAULT_TTL = 30.0
 RENEWALS_PER_TTL = 3
 #: `wait=True` polls at most this far apart (sooner when the database says the lease ends sooner).
 MAX_POLL = 1.0
-#: Called with the lease when its heartbeat finds it taken over; may be a coroutine function.
+#: Called with the lease once, when it is lost (taken over or run out); may be a coroutine function.
 OnLost = Callable[["SessionLease"], Any]
 
-# Heartbeat tasks, kept here so that a running one is never garbage-collected mid-sleep.
-_heartbeats: set[asyncio.Task[None]] = set()
-
-
-@dataclass(frozen=True)
-class LeaseInfo:
-    """Who holds a session's lease: owner name, fencing token, and expiry by the database clock (UTC)."""
-
-    owner: str
-    token: int
-    expires_at: datetime
-
-
-def _as_datetime(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
-
-
-def stored_expiry(session: str, epoch: Any) -> datetime:
-    """A `lease_expires` read from the database; `UnreadableRow` if it is no time (say, written by
-    hand or an older version with a huge ttl). `acquire` takes such a lease over (see `_Statements`)."""
-    try:
-        if not isinstance(epoch, int | float) or not math.isfinite(epoch):
-            raise ValueError("not a finite number")
-        return _as_datetime(epoch)
-    except (ValueError, OverflowError, OSError) as error:
-        raise UnreadableRow(session, "lease_expires", f"not a time ({error})") from None
+# Heartbeat and on_lost tasks, kept here so that a running one is never garbage-collected mid-sleep.
+_background: set[asyncio.Task[None]] = set()
 
 
 def _seconds(field: str, value: Any, *, zero: bool = False) -> float:
     return check_seconds(field, value, zero=zero)
 
 
-class _Statements:
-    """The lease SQL for one session row; every expiry comparison uses the database clock."""
-
-    def __init__(self, scope: Scope) -> None:
-        self.scope = scope
-        self.table: Table = scope.table(scope.models.Session)
-        self.now: ColumnElement[float] = statements.db_epoch(scope.dialect)
-
-    def _row(self) -> ColumnElement[bool]:
-        return self.table.c.name == self.scope.name
-
-    def acquire(self, owner: str, ttl: float) -> Any:
-        """Take the lease if nobody holds it, it expired or its expiry is unreadable (further ahead than
-        any ttl can reach: written by hand or an older version); bump the token. Only lease columns change."""
-        t = self.table
-        unreadable = t.c.lease_expires > self.now + MAX_SECONDS  # also NaN and Infinity (PostgreSQL)
-        free = or_(
-            t.c.lease_owner.is_(None), t.c.lease_expires.is_(None), t.c.lease_expires <= self.now, unreadable
-        )
-        return (
-            update(t)
-            .where(self._row(), free)
-            .values(lease_owner=owner, lease_token=t.c.lease_token + 1, lease_expires=self.now + ttl)
-            .returning(t.c.lease_token, t.c.lease_expires)
-        )
-
-    def current(self) -> Any:
-        """The lease columns and the seconds left on them, as the database counts them."""
-        t = self.table
-        left = (t.c.lease_expires - self.now).label("left")
-        return select(t.c.lease_owner, t.c.lease_token, t.c.lease_expires, left).where(self._row())
-
-    def renew(self, token: int, ttl: float) -> Any:
-        t = self.table
-        return (
-            update(t)
-            .where(self._row(), t.c.lease_token == token, t.c.lease_owner.is_not(None))
-            .values(lease_expires=self.now + ttl)
-            .returning(t.c.lease_expires)
-        )
-
-    def release(self, token: int) -> Any:
-        t = self.table
-        return (
-            update(t)
-            .where(self._row(), t.c.lease_token == token, t.c.lease_owner.is_not(None))
-            .values(lease_owner=None, lease_expires=None)
-            .returning(t.c.lease_token)
-        )
-
-
-@dataclass(frozen=True)
-class _Busy:
-    owner: str
-    expires: float
-    left: float
-
-
 class SessionLease:
     """A held lease on one session: its owner, fencing `token`, expiry and background heartbeat.
 
     While held, the account's writes to its session, DC keys and update state are fenced by `token`.
-    `lost` turns True when a renewal finds another owner took over; `release()` gives the lease up.
+    `lost` turns True when a renewal finds another owner took over, or when the holder's own clock
+    says the lease ran out (see `lease_deadline`); `release()` gives the lease up.
     """
 
     def __init__(
@@ -145,73 +71,113 @@ class SessionLease:
         ttl: float,
         heartbeat: float,
         on_lost: OnLost | None,
+        sent: float,
     ) -> None:
         self.name = scope.name
         self.owner = owner
         self.token = token
         self.ttl = ttl
         self.heartbeat = heartbeat
-        self.expires_at = _as_datetime(expires)
+        self.expires_at = as_datetime(expires)
         self._scope = scope
-        self._sql = _Statements(scope)
+        self._sql = LeaseStatements(scope)
         self._on_lost = on_lost
         self._lost = False
         self._released = False
         self._task: asyncio.Task[None] | None = None
+        self._deadline = LeaseDeadline(ttl, sent, self._ran_out)
 
     @property
     def lost(self) -> bool:
-        """True once another owner has taken the session over (this lease's writes are refused)."""
+        """True once the lease is no longer ours: taken over, or run out by this process's own clock.
+
+        Read from the clock each time, so it is right the instant the local deadline passed (also
+        first thing after the process was frozen). A lost lease stays lost: acquire a new one.
+        """
+        if not self._lost and not self._released and self._deadline.passed:
+            self._ran_out()
         return self._lost
 
     @property
     def released(self) -> bool:
         return self._released
 
+    @property
+    def margin(self) -> float:
+        """Seconds before the database's expiry at which this holder counts its lease as lost."""
+        return self._deadline.margin
+
     def __repr__(self) -> str:
         state = "lost" if self._lost else "released" if self._released else "held"
         return f"SessionLease({self.name!r}, owner={self.owner!r}, token={self.token}, {state})"
 
     async def renew(self) -> datetime:
-        """Extend the lease by its TTL from the database's now; `LeaseLost` if it is no longer ours."""
-        if self._released or self._lost:
+        """Extend the lease by its TTL from the database's now; `LeaseLost` if it is no longer ours.
+
+        The call is bounded by what is left of the lease: `DatabaseUnavailable` if the database does
+        not answer in time (the lease then runs out at its local deadline unless a later renewal works).
+        """
+        if self._released or self.lost:
             raise LeaseLost(self.name, self.token)
         stmt = self._sql.renew(self.token, self.ttl)
 
         async def work(conn: AsyncConnection) -> float | None:
             return (await conn.execute(stmt)).scalar_one_or_none()
 
-        expires = await self._scope.db.run(work, write=True)
+        sent, left = LeaseDeadline.now(), self._deadline.left()
+        expires = await self._bounded(work, left, "renewing")
         if expires is None:
-            self._lost = True
-            metrics.add("tgpersist.lease.lost", session=self.name)
+            self._lose("taken over by another owner")
+        if self._lost or not self._deadline.extend(sent):
+            self._ran_out()
             raise LeaseLost(self.name, self.token)
-        self.expires_at = _as_datetime(expires)
+        self.expires_at = as_datetime(expires)
+        if left < self.ttl / RENEWALS_PER_TTL:
+            log.warning(
+                "lease on session %r renewed late (%.1fs were left of it)", self.name, left, extra=self._extra
+            )
         return self.expires_at
 
     async def release(self) -> bool:
         """Stop renewing and free the session at once. True if this lease still held it.
 
         After a lost lease, the account's fenced writes stay refused until it acquires a lease again:
-        whoever took over owns the session's state now.
+        whoever took over owns the session's state now. If the database does not answer within the
+        connect timeout (or what is left of the lease), the release is given up (WARNING) and the
+        lease simply expires.
         """
         await self._stop_heartbeat()
         if self._released:
             return False
+        lost = self.lost
         self._released = True
-        if self._lost:
+        self._deadline.cancel()
+        if lost:
             return False
         stmt = self._sql.release(self.token)
 
         async def work(conn: AsyncConnection) -> bool:
             return (await conn.execute(stmt)).first() is not None
 
-        freed = await self._scope.db.run(work, write=True)
+        try:
+            # Best effort: at most the connect timeout (a lease not released just expires).
+            limit = min(self._deadline.left(), self._scope.db.connect_timeout or math.inf)
+            freed = bool(await self._bounded(work, limit, "releasing"))
+        except DatabaseUnavailable:
+            log.warning(
+                "lease on session %r not released (database unavailable); it expires at %s",
+                self.name,
+                self.expires_at.isoformat(timespec="seconds"),
+                extra=self._extra,
+            )
+            return False
         metrics.add("tgpersist.lease.released" if freed else "tgpersist.lease.lost", session=self.name)
         if not freed:
             self._lost = True
-        elif self._scope.lease_token == self.token:
-            self._scope.lease_token = None
+        else:
+            if self._scope.lease_token == self.token:
+                self._scope.lease_token = None
+            log.info("lease on session %r released", self.name, extra=self._extra)
         return freed
 
     async def __aenter__(self) -> SessionLease:
@@ -220,6 +186,41 @@ class SessionLease:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.release()
 
+    # -- losing it ---------------------------------------------------------------------------------
+    @property
+    def _extra(self) -> dict[str, Any]:
+        return {"session": self.name, "owner": self.owner, "token": self.token}
+
+    async def _bounded(self, work: Callable[[AsyncConnection], Any], limit: float, doing: str) -> Any:
+        """`work` as one write, given at most `limit` seconds; a hang is logged naming session and host."""
+        db = self._scope.db
+        try:
+            return await db.run(work, write=True, timeout=max(limit, 0.001))
+        except DatabaseUnavailable as error:
+            log.warning(
+                "%s the lease on session %r failed: database at %s: %s",
+                doing,
+                self.name,
+                db.where,
+                error.problem,
+                extra=self._extra,
+            )
+            raise
+
+    def _ran_out(self) -> None:
+        self._lose(f"no renewal succeeded within {self.ttl - self.margin:g}s (ttl {self.ttl:g}s - margin)")
+
+    def _lose(self, why: str) -> None:
+        """Count the lease as lost (once): stop trusting it, log, and call `on_lost`."""
+        if self._lost or self._released:
+            return
+        self._lost = True
+        self._deadline.cancel()
+        log.warning("lease on session %r lost: %s", self.name, why, extra=self._extra)
+        metrics.add("tgpersist.lease.lost", session=self.name)
+        if self._on_lost is not None:
+            _call_on_lost(self._on_lost, self)
+
     # -- heartbeat ---------------------------------------------------------------------------------
     def _start_heartbeat(self) -> None:
         if self.heartbeat <= 0:
@@ -227,8 +228,8 @@ class SessionLease:
         task = asyncio.get_running_loop().create_task(
             self._beat(), name=f"tgpersist lease heartbeat {self.name!r}"
         )
-        _heartbeats.add(task)
-        task.add_done_callback(_heartbeats.discard)
+        _background.add(task)
+        task.add_done_callback(_background.discard)
         self._task = task
 
     async def _stop_heartbeat(self) -> None:
@@ -249,28 +250,43 @@ class SessionLease:
         delay = self.heartbeat
         while True:
             await asyncio.sleep(delay)
+            if self.lost:
+                return
             started = loop.time()
             try:
                 await self.renew()
             except LeaseLost:
-                log.warning("lease on session %r (token %d) was taken over", self.name, self.token)
-                await self._notify_lost()
-                return
+                return  # `_lose` has logged it and called on_lost
             except Exception as error:  # a transient database error: try again sooner
-                log.warning("renewing the lease on session %r failed: %s", self.name, type(error).__name__)
+                if not isinstance(error, DatabaseUnavailable):
+                    log.warning(
+                        "renewing the lease on session %r failed: %s",
+                        self.name,
+                        type(error).__name__,
+                        extra=self._extra,
+                    )
                 delay = min(self.heartbeat, 1.0) / 2
             else:
                 delay = max(0.0, self.heartbeat - (loop.time() - started))
 
-    async def _notify_lost(self) -> None:
-        if self._on_lost is None:
-            return
-        try:
-            result = self._on_lost(self)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            log.exception("the on_lost callback of the lease on session %r failed", self.name)
+
+def _call_on_lost(callback: OnLost, lease: SessionLease) -> None:
+    """Run the `on_lost` callback now (a coroutine function: as a task started at once)."""
+    try:
+        result = callback(lease)
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(_await_on_lost(result, lease.name))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+    except Exception:
+        log.exception("the on_lost callback of the lease on session %r failed", lease.name)
+
+
+async def _await_on_lost(result: Awaitable[Any], name: str) -> None:
+    try:
+        await result
+    except Exception:
+        log.exception("the on_lost callback of the lease on session %r failed", name)
 
 
 class SessionLeases:
@@ -306,8 +322,9 @@ class SessionLeases:
         if isinstance(self._scope.db, JoinedDatabase):
             raise InvalidArgument("session", "a lease needs the store's own engine, not a host's transaction")
 
-        token, expires = await self._take(owner, ttl, wait, limit)
-        lease = SessionLease(self._scope, owner, token, expires, ttl, beat, on_lost)
+        token, expires, sent = await self._take(owner, ttl, wait, limit)
+        lease = SessionLease(self._scope, owner, token, expires, ttl, beat, on_lost, sent)
+        log.info("lease on session %r acquired (ttl %gs)", lease.name, ttl, extra=lease._extra)
         if self._held is not None:
             await self._held._stop_heartbeat()  # an earlier lease of ours, lost meanwhile
         self._held = lease
@@ -362,11 +379,15 @@ class SessionLeases:
             await held.release()
 
     # -- acquisition ------------------------------------------------------------------------------
-    async def _take(self, owner: str, ttl: float, wait: bool, limit: float | None) -> tuple[int, float]:
-        sql = _Statements(self._scope)
+    async def _take(
+        self, owner: str, ttl: float, wait: bool, limit: float | None
+    ) -> tuple[int, float, float]:
+        """(token, database expiry, monotonic time the winning attempt was sent); each attempt is
+        bounded by the local lifetime of the lease it would take (`DatabaseUnavailable` past that)."""
+        sql = LeaseStatements(self._scope)
         acquire, current = sql.acquire(owner, ttl), sql.current()
 
-        async def attempt(conn: AsyncConnection) -> tuple[int, float] | _Busy | None:
+        async def attempt(conn: AsyncConnection) -> tuple[int, float] | Busy | None:
             await self._scope.ensure_session(conn)
             row = (await conn.execute(acquire)).first()
             if row is not None:
@@ -374,23 +395,35 @@ class SessionLeases:
             held = (await conn.execute(current)).first()
             if held is None or held.lease_owner is None or held.left is None or held.left <= 0:
                 return None  # freed or deleted since the UPDATE looked (PostgreSQL): try again at once
-            return _Busy(held.lease_owner, float(held.lease_expires), float(held.left))
+            return Busy(held.lease_owner, float(held.lease_expires), float(held.left))
 
         loop = asyncio.get_running_loop()
         deadline = None if limit is None else loop.time() + limit
         polls = races = 0
+        db = self._scope.db
         while True:
-            result = await self._scope.db.run(attempt, write=True)
+            sent = LeaseDeadline.now()
+            try:
+                result = await db.run(attempt, write=True, timeout=ttl - margin_for(ttl))
+            except DatabaseUnavailable as error:
+                log.warning(
+                    "acquiring the lease on session %r failed: database at %s: %s",
+                    self._scope.name,
+                    db.where,
+                    error.problem,
+                    extra={"session": self._scope.name, "owner": owner, "token": None},
+                )
+                raise
             self._scope.session_known = True
             if isinstance(result, tuple):
-                return result
+                return (*result, sent)
             if result is None:
                 races += 1
                 await asyncio.sleep(0 if races < 5 else 0.01)
                 continue
             remaining = None if deadline is None else deadline - loop.time()
             if not wait or (remaining is not None and remaining <= 0):
-                raise SessionBusy(self._scope.name, result.owner, _as_datetime(result.expires))
+                raise SessionBusy(self._scope.name, result.owner, as_datetime(result.expires))
             # Back off, but wake up when the database says the lease ends, and at the deadline.
             delay = min(MAX_POLL, 0.05 * 2**polls) * random.uniform(0.75, 1.0)
             delay = min(delay, result.left + 0.005)

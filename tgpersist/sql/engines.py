@@ -36,6 +36,11 @@ FOREIGN_KEYS = "tgpersist_foreign_keys"
 MIGRATION_OPTIONS = {WRITE: True, FOREIGN_KEYS: False}
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Execution option: seconds this connection's next SQLite transaction may wait for another writer
+#: (default `SQLITE_BUSY_TIMEOUT_MS`); a unit of work with a deadline sets what is left of it.
+BUSY_TIMEOUT = "tgpersist_busy_timeout"
+#: Seconds a new connection may take before the database counts as unreachable (`DatabaseUnavailable`).
+DEFAULT_CONNECT_TIMEOUT = 10.0
 
 
 def name_of(bind: AsyncEngine | Engine | Connection) -> str:
@@ -51,7 +56,14 @@ def create_engine(
     url: str | URL, *, connect_timeout: float | None = None, **engine_options: Any
 ) -> AsyncEngine:
     """An `AsyncEngine` for `url` as users paste it (see `tgpersist.sql.urls`), configured as tgpersist
-    needs it (see `configure_engine`). `connect_timeout` (seconds) overrides the URL's."""
+    needs it (see `configure_engine`).
+
+    A new PostgreSQL connection gives up after `connect_timeout` seconds (the keyword, else the URL's
+    `connect_timeout`, else `DEFAULT_CONNECT_TIMEOUT`). No ping per checkout (it costs a round trip on
+    every call, doubling a one-row read): a connection that died while idle fails on its first
+    statement, before anything was committed, and `Database.run` re-runs the unit on a new one
+    (SQLAlchemy then replaces every pooled connection older than the failure).
+    """
     target = urls.translate(url)
     backend = target.url.get_backend_name()
     # Bound parameters and result rows include auth keys and api hashes: keep them out of echo/DEBUG
@@ -70,8 +82,10 @@ def create_engine(
         # The keyword wins, then the caller's own connect_args, then the URL's connect_timeout.
         if connect_timeout is not None:
             connect_args["timeout"] = connect_timeout
-        elif target.connect_timeout is not None and "timeout" not in given:
-            connect_args["timeout"] = target.connect_timeout
+        elif "timeout" not in given:
+            connect_args["timeout"] = (
+                target.connect_timeout if target.connect_timeout is not None else DEFAULT_CONNECT_TIMEOUT
+            )
         engine_options["connect_args"] = connect_args
     engine = create_async_engine(target.url, **engine_options)
     configure_engine(engine)
@@ -122,6 +136,14 @@ def _connect_postgresql(
         raise DatabaseUnavailable(str(host) if host else None, int(port), problem) from error
 
 
+def address_of(engine: AsyncEngine) -> tuple[str | None, int | None]:
+    """Where `engine` connects, for error messages: (host, port), or (file, None) for SQLite."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return (url.database or ":memory:"), None
+    return (url.host or "localhost"), (url.port or 5432)
+
+
 def configure_engine(engine: AsyncEngine) -> None:
     """Install the SQLite connection hooks on `engine` (idempotent; nothing to do on PostgreSQL).
 
@@ -158,6 +180,10 @@ def _sqlite_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEnt
 def _sqlite_begin(conn: Connection) -> None:
     options = conn.get_execution_options()
     info = conn.connection.info
+    busy_ms = int(options[BUSY_TIMEOUT] * 1000) if BUSY_TIMEOUT in options else SQLITE_BUSY_TIMEOUT_MS
+    if info.get(BUSY_TIMEOUT, SQLITE_BUSY_TIMEOUT_MS) != busy_ms:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {max(busy_ms, 1)}")
+        info[BUSY_TIMEOUT] = busy_ms
     want_fk = bool(options.get(FOREIGN_KEYS, True))
     if info.get(FOREIGN_KEYS, True) != want_fk:
         # Only effective outside a transaction, which is exactly where we are.

@@ -1,16 +1,21 @@
-"""SQLite database files: created private to their owner (0600), a warning when others can read one."""
+"""SQLite database files: created private to their owner (0600), a warning when others can read one,
+and a typed error (not a silently new or ghost database) once the file was deleted or replaced."""
 
 from __future__ import annotations
 
 import logging
 import os
 import stat
+import weakref
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.url import URL
+
+from tgpersist.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +106,32 @@ def warn_if_exposed(path: str) -> bool:
     return exposed
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+#: Per engine, the check that its file is still the one it opened (see `guard_sqlite_file`).
+_IDENTITY_CHECKS: weakref.WeakKeyDictionary[Engine, Callable[[], None]] = weakref.WeakKeyDictionary()
+
+
+def check_file_unchanged(engine: Engine) -> None:
+    """`DatabaseUnavailable` if `engine`'s SQLite file was deleted or replaced since it was opened: for
+    connections held outside the pool (a checkout runs the same check)."""
+    check = _IDENTITY_CHECKS.get(engine)
+    if check is not None:
+        check()
+
+
 def guard_sqlite_file(engine: Engine) -> None:
     """Before each connection: create the database file 0600 if it is missing (SQLite gives its
-    companions the same mode), else warn once if it (or a companion) is exposed to other users."""
+    companions the same mode), else warn once if it (or a companion) is exposed to other users; and
+    refuse to go on once the file was deleted or replaced while in use (SQLite itself would keep
+    writing into a deleted file's inode, lost at close, or create a new empty database on the next
+    connect): that becomes `DatabaseUnavailable` at connection checkout."""
     named = sqlite_file(engine.url)
     if named is None:
         return
@@ -112,13 +140,22 @@ def guard_sqlite_file(engine: Engine) -> None:
     path = named if _is_uri(engine.url) else os.path.abspath(named)
     creatable = may_create(engine.url)
     checked = False
+    opened: tuple[int, int] | None = None
+
+    def check_identity() -> None:
+        if opened is not None and _identity(os.path.abspath(path)) != opened:
+            raise DatabaseUnavailable(path, None, "the SQLite file was deleted or replaced while in use")
 
     def before_connect(*_: Any) -> None:
-        nonlocal checked
+        nonlocal checked, opened
+        check_identity()
         target = os.path.abspath(path)
         created = creatable and create_private_file(target)
         if not created and not checked:
             warn_if_exposed(target)
         checked = True
+        opened = opened or _identity(target)
 
     event.listen(engine, "do_connect", before_connect)
+    event.listen(engine, "checkout", lambda *_: check_identity())
+    _IDENTITY_CHECKS[engine] = check_identity

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tgpersist.sql import engines
+from tgpersist.sql.files import check_file_unchanged
 from tgpersist.sql.pinned import PinnedConnection, sqlite_error
 from tgpersist.sql.reads import CompiledRead
 
@@ -64,6 +65,7 @@ class HeldSqlite(Executor):
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._pinned = PinnedConnection(engine)
+        self._engine = engine.sync_engine
         self._names = itertools.count()
 
     async def transaction(self, body: Callable[[Executor], Awaitable[T]], *, statements: int = 2) -> T:
@@ -74,6 +76,7 @@ class HeldSqlite(Executor):
         three (measured: about a third of a lone `remember`'s time). Lock waits are SQLite's busy
         timeout, as for BEGIN IMMEDIATE; a stale-snapshot "database is locked" is re-run by the caller.
         """
+        check_file_unchanged(self._engine)  # held outside the pool: no checkout runs this check
         driver = self._pinned.driver or await self._open()
         if statements == 1:
             return await body(_OneStatement(self))
