@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import tgpersist
-from tgpersist.sql.bulk import BulkUpsert
+from tgpersist.sql.bulk import BulkUpsert, retry_point
 
 metadata = sa.MetaData()
 items = sa.Table(
@@ -111,7 +111,7 @@ async def test_a_unique_violation_leaves_the_transaction_usable_after_retry_poin
     await write(engine, bulk, [(1, None, None, "same")], "t0")
     async with engine.begin() as conn:
         with pytest.raises(sa.exc.IntegrityError):
-            async with bulk.retry_point(conn):
+            async with retry_point(conn):
                 await bulk.execute(conn, [(2, None, None, "same")], ("o", "t1"))
         await bulk.execute(conn, [(2, None, None, "other")], ("o", "t1"))  # the transaction goes on
     assert await stored(engine) == [(1, None, None, "same", "t0"), (2, None, None, "other", "t1")]

@@ -85,7 +85,13 @@ class Database:
                     raise
                 attempt += 1
                 delay = min(0.5, 0.005 * 2**attempt) * (0.5 + random.random())
-                log.debug("retrying transaction after %s (attempt %d)", type(error.orig).__name__, attempt)
+                cause = errors.count_retry(error)
+                log.debug(
+                    "retrying transaction after %s (%s, attempt %d)",
+                    type(error.orig).__name__,
+                    cause,
+                    attempt,
+                )
                 await asyncio.sleep(delay)
 
     async def fetch(self, query: reads.CompiledRead, values: dict[str, Any]) -> list[tuple[Any, ...]]:
