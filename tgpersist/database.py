@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from tgpersist.models import Models
 from tgpersist.peer_cache import PeerCaches
-from tgpersist.sql import engines, errors, reads
+from tgpersist.sql import engines, errors, notify, reads
 
 T = TypeVar("T")
 Work = Callable[[AsyncConnection], Awaitable[T]]
@@ -50,6 +50,8 @@ class Database:
         self.peer_caches = PeerCaches()
         #: The host's session whose transaction every unit joins (`JoinedDatabase`); None: our own.
         self.host_session: AsyncSession | None = None
+        #: What wakes this database's queue waiters (`claim(..., wait=)`): enqueues, NOTIFY.
+        self.wakeups = notify.Wakeups(engine, models.table(models.DurableUpdate).name)
 
     async def run(self, work: Work[T], *, write: bool) -> T:
         """`work` in one transaction (`BEGIN IMMEDIATE` on SQLite when `write`), re-run whole if retryable."""
@@ -108,9 +110,13 @@ class Database:
         return query.rows(await self._retrying(lambda: reader.fetch(query.sql, params)))
 
     async def close(self) -> None:
-        """Give back the connection held for single-statement reads (the engine itself stays open)."""
-        if self._reader is not None:
-            await self._reader.close()
+        """Give back the connections held for single-statement reads and for LISTEN (the engine
+        itself stays open)."""
+        try:
+            await self.wakeups.close()
+        finally:
+            if self._reader is not None:
+                await self._reader.close()
 
 
 class JoinedDatabase(Database):
@@ -126,6 +132,7 @@ class JoinedDatabase(Database):
         self.session = self.host_session = session
         self._reader = None  # reads must see the host's transaction
         self.peer_caches = base.peer_caches
+        self.wakeups = base.wakeups
 
     async def run(self, work: Work[T], *, write: bool) -> T:
         if not write:
