@@ -5,20 +5,16 @@ same batches with usernames that stay put: batches per second in all, and the de
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import multiprocessing
-import os
 import random
-import tempfile
 import time
 import uuid
 from multiprocessing.synchronize import Barrier
-from pathlib import Path
 from typing import Any
 
 import tgpersist
-from benchmarks.harness import QUICK_ENV, TGPERSIST, databases, scaled
+from benchmarks.harness import TGPERSIST, run_alone, scaled
 from tgpersist import Peer, PeerType
 from tgpersist.sql import errors
 
@@ -100,20 +96,14 @@ async def measure(urls: dict[str, str]) -> list[dict[str, Any]]:
     return rows
 
 
-async def _main() -> list[dict[str, Any]]:
-    with tempfile.TemporaryDirectory(prefix="tgpersist-bench-churn-") as tmp:
-        async with databases(Path(tmp), "churn") as urls:
-            return await measure(urls)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.churn", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="5 s per case instead of 15 s")
-    if parser.parse_args().quick:
-        os.environ[QUICK_ENV] = "1"
-    for row in asyncio.run(_main()):
-        rate = f"{row['value']:,.1f} batches/s"
-        print(f"| {row['operation']} | {row['implementation']} | {rate} | {row['note']} |")
+    run_alone(
+        "churn",
+        __doc__ or "",
+        measure,
+        lambda row: f"| {row['implementation']} | {row['value']:,.1f} batches/s | {row['note']} |",
+        "5 s per case instead of 15 s",
+    )
 
 
 if __name__ == "__main__":

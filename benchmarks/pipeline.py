@@ -12,25 +12,21 @@ measured during the same run. `python -m benchmarks.pipeline [--quick]` runs it 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import multiprocessing
-import os
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import timedelta
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Barrier, Event
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 from sqlalchemy.engine.url import make_url
 
 import tgpersist
-from benchmarks.harness import QUICK_ENV, RAW, TGPERSIST, databases, quick, scaled
+from benchmarks.harness import RAW, TGPERSIST, quick, run_alone, scaled
 from tgpersist import DurableUpdate
 from tgpersist.sql import engines
 
@@ -224,21 +220,14 @@ def _version() -> str:
     return version("pgqueuer")
 
 
-async def _main() -> list[dict[str, Any]]:
-    with tempfile.TemporaryDirectory(prefix="tgpersist-bench-pipeline-") as tmp:
-        async with databases(Path(tmp), "pipeline") as urls:
-            return await measure(urls)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.pipeline", description=__doc__.splitlines()[0]
+    run_alone(
+        "pipeline",
+        __doc__ or "",
+        measure,
+        lambda row: f"| {row['operation']} | {row['implementation']} | {row['value']:,.0f} updates/s |",
+        "3,000 updates, one round",
     )
-    parser.add_argument("--quick", action="store_true", help="3,000 updates, one round")
-    if parser.parse_args().quick:
-        os.environ[QUICK_ENV] = "1"
-    for row in asyncio.run(_main()):
-        print(f"| {row['operation']} | {row['implementation']} | {row['value']:,.0f} updates/s |")
 
 
 if __name__ == "__main__":

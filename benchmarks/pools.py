@@ -6,17 +6,13 @@ runs it alone; `measure(urls)` is what `python -m benchmarks` calls.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import tgpersist
-from benchmarks.harness import QUICK_ENV, TGPERSIST, databases, scaled
+from benchmarks.harness import TGPERSIST, run_alone, scaled
 from tgpersist.sql import engines
 from tgpersist.testing.pools import PoolWatch
 
@@ -78,19 +74,14 @@ async def measure(urls: dict[str, str]) -> list[dict[str, Any]]:
     return rows
 
 
-async def _main() -> list[dict[str, Any]]:
-    with tempfile.TemporaryDirectory(prefix="tgpersist-bench-pools-") as tmp:
-        async with databases(Path(tmp), "pools") as urls:
-            return await measure(urls)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.pools", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2,000 calls instead of 5,000")
-    if parser.parse_args().quick:
-        os.environ[QUICK_ENV] = "1"
-    for row in asyncio.run(_main()):
-        print(f"| {row['implementation']} | {row['value']:,.0f} calls/s | {row['note']} |")
+    run_alone(
+        "pools",
+        __doc__ or "",
+        measure,
+        lambda row: f"| {row['implementation']} | {row['value']:,.0f} calls/s | {row['note']} |",
+        "2,000 calls instead of 5,000",
+    )
 
 
 if __name__ == "__main__":

@@ -5,13 +5,10 @@ subprocess, so its start-up is in both figures alike). `python -m benchmarks.ses
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -20,7 +17,7 @@ from typing import Any
 from sqlalchemy import event
 
 import tgpersist
-from benchmarks.harness import QUICK_ENV, TGPERSIST, databases, scaled
+from benchmarks.harness import TGPERSIST, run_alone, scaled
 from tgpersist import Session
 
 COUNTS = (20, 2000)
@@ -117,21 +114,14 @@ async def _database(url: str, label: str, *, create: bool) -> str:
     return parsed.set(database=name).render_as_string(hide_password=False)
 
 
-async def _main() -> list[dict[str, Any]]:
-    with tempfile.TemporaryDirectory(prefix="tgpersist-bench-sessions-") as tmp:
-        async with databases(Path(tmp), "sessions") as urls:
-            return await measure(urls)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.sessions", description=__doc__.splitlines()[0]
+    run_alone(
+        "sessions",
+        __doc__ or "",
+        measure,
+        lambda row: f"| {row['operation']} | {row['implementation']} | {row['note']} |",
+        "2 rounds instead of 5",
     )
-    parser.add_argument("--quick", action="store_true", help="2 rounds instead of 5")
-    if parser.parse_args().quick:
-        os.environ[QUICK_ENV] = "1"
-    for row in asyncio.run(_main()):
-        print(f"| {row['operation']} | {row['implementation']} | {row['note']} |")
 
 
 if __name__ == "__main__":
