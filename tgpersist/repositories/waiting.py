@@ -10,6 +10,7 @@ processes' enqueues (SQLite, a transaction pooler, a lost listener connection), 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -24,6 +25,9 @@ from tgpersist.sql import reads
 
 #: Seconds between looks at the queue while a listener announces other processes' enqueues.
 LISTENING_POLL = 10.0
+#: Seconds a woken waiter lets further enqueues gather before it claims: under a stream of enqueues
+#: every waiter of every process is woken by each one, and one claim of many beats many of one.
+WAKE_GATHER = 0.01
 
 
 class QueueWaiter:
@@ -60,6 +64,7 @@ class QueueWaiter:
                         break  # something is available (or became so): claim it
                     pause = min(pause, soonest)
                 if await wakeups.wait(ticket, pause):
+                    await asyncio.sleep(min(WAKE_GATHER, max(0.0, deadline - time.monotonic())))
                     break
 
     async def _soonest(self) -> float | None:
