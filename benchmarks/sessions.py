@@ -34,9 +34,10 @@ async def _api(url: str, rounds: int) -> tuple[int, int, float]:
     async with await tgpersist.open_store(url) as store:
         statements = 0
 
-        def count(*_: Any) -> None:
+        def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
             nonlocal statements
-            statements += 1
+            if not statement.lstrip().upper().startswith("BEGIN"):  # SQLite's BEGIN hook is no query
+                statements += 1
 
         event.listen(store.engine.sync_engine, "before_cursor_execute", count)
         await store.list_sessions()  # warm
