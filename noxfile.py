@@ -44,5 +44,5 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Side-by-side benchmarks; writes benchmarks/results.json."""
-    session.install("-e", EXTRAS)
+    session.install("-e", ".[bench]")
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -29,7 +29,7 @@ from sqlalchemy.engine.url import make_url
 from benchmarks.harness import CLIENT, QUICK_ENV, RAW, TGPERSIST, databases
 from tgpersist.testing.postgres import URL_ENV
 
-MODULES = ("peers", "state", "queue", "memory", "group_commit")
+MODULES = ("peers", "state", "queue", "memory", "group_commit", "pools", "pipeline", "churn", "sessions")
 DEFAULT_JSON = Path(__file__).with_name("results.json")
 
 
@@ -176,6 +176,7 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for raw in ("raw aiosqlite execute+fetch+close", "raw aiosqlite execute_fetchall"):
         check(f"cold get by id on SQLite ≤ 2x {raw}", cold, find(rows, "get peer by id (cold)", raw), 2.0)
     group_commit_targets(rows, check)
+    out += contention_targets(rows)
     memory = next((r for r in rows if r.get("kind") == "memory"), None)
     if memory is not None:
         out.append(
@@ -219,6 +220,52 @@ def group_commit_targets(rows: list[dict[str, Any]], check: Any) -> None:
             find(rows, operation, "Telethon get_update_state"),
             2.0,
         )
+
+
+def contention_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 18's targets of the pipeline, churn and sessions benchmarks (None: not measured)."""
+    out: list[dict[str, Any]] = []
+    ends = {r["kind"]: r for r in rows if r.get("group") == "pipeline" and "end to end" in r["operation"]}
+    ours, theirs = ends.get(TGPERSIST), ends.get(RAW)
+    if ours and theirs:
+        ratio = ours["value"] / theirs["value"]
+        out.append(
+            {
+                "target": "pipeline end to end at least as fast as PgQueuer",
+                "ratio": round(ratio, 3),
+                "limit": 1.0,
+                "met": ratio >= 1.0,
+                "higher_is_better": True,
+            }
+        )
+    churn = {(r["processes"], r["moving"]): r for r in rows if r.get("group") == "churn"}
+    for processes in (4, 8):
+        moving, staying = churn.get((processes, True)), churn.get((processes, False))
+        if moving and staying:
+            ratio = moving["value"] / staying["value"]
+            out.append(
+                {
+                    "target": f"{processes} processes moving usernames: 0 deadlocks, >= 0.5x no-move",
+                    "ratio": round(ratio, 3),
+                    "limit": 0.5,
+                    "deadlocks": moving["deadlocks"],
+                    "met": ratio >= 0.5 and moving["deadlocks"] == 0,
+                    "higher_is_better": True,
+                }
+            )
+    for row in rows:
+        if row.get("group") == "sessions":
+            met = row["ratio"] <= 10 and row.get("statements") in (None, 1)
+            out.append(
+                {
+                    "target": f"{row['operation']} ({row['implementation']}): <= 10x, one statement",
+                    "ratio": round(row["ratio"], 3),
+                    "limit": 10.0,
+                    "statements": row.get("statements"),
+                    "met": met,
+                }
+            )
+    return out
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from telethon.tl.types.updates import State
 from benchmarks.data import Users, raw_rows
 from benchmarks.harness import CLIENT, RAW, Contestant, per_call, per_call_sync
 from tgpersist.models import default_models
-from tgpersist.repositories.peers import PEER_COLUMNS, PEER_SHARED, _statements
+from tgpersist.repositories.peers import PEER_COLUMNS, PEER_SHARED, statements_for
 from tgpersist.sql import statements
 
 SQLITE = sqlite_dialect.dialect()
@@ -40,7 +40,7 @@ POSTGRES = pg_dialect.dialect()
 
 def sql_for(sa_dialect: Any) -> Any:
     """tgpersist's own peer statements, compiled for `sa_dialect`."""
-    return _statements(default_models, sa_dialect)
+    return statements_for(default_models, sa_dialect)
 
 
 def sqlite_path(url: str) -> str:

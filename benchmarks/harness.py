@@ -129,3 +129,29 @@ async def databases(workdir: Path, label: str = "bench") -> AsyncIterator[dict[s
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             finally:
                 await conn.close()
+
+
+def run_alone(
+    name: str,
+    doc: str,
+    measure: Callable[[dict[str, str]], Awaitable[list[dict[str, Any]]]],
+    show: Callable[[dict[str, Any]], str],
+    quick_help: str,
+) -> None:
+    """`python -m benchmarks.NAME [--quick]`: one module's `measure` on fresh databases, a line a row."""
+    import argparse
+    import asyncio
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{name}", description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    if parser.parse_args().quick:
+        os.environ[QUICK_ENV] = "1"
+
+    async def measured() -> list[dict[str, Any]]:
+        with tempfile.TemporaryDirectory(prefix=f"tgpersist-bench-{name}-") as tmp:
+            async with databases(Path(tmp), name) as urls:
+                return await measure(urls)
+
+    for row in asyncio.run(measured()):
+        print(show(row))

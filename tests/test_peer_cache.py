@@ -465,4 +465,4 @@ def test_trusted_peers_equal_validated_ones() -> None:
 
 @given(st.from_regex(r"\+?[0-9][0-9 ]{0,31}", fullmatch=True))
 def test_bulk_phone_keys_equal_the_validated_ones(phone: str) -> None:
-    assert peer_repo._phone_digits(phone) == phone_key(phone)
+    assert peer_repo.phone_digits(phone) == phone_key(phone)

@@ -23,7 +23,7 @@ from tgpersist import metrics
 from tgpersist.errors import DatabaseUnavailable
 from tgpersist.models import Models
 from tgpersist.peer_cache import PeerCaches
-from tgpersist.sql import engines, errors, reads
+from tgpersist.sql import engines, errors, notify, reads
 from tgpersist.sql.watchdog import Attempt, Watchdog
 
 T = TypeVar("T")
@@ -69,6 +69,8 @@ class Database:
         self.peer_caches = PeerCaches()
         #: The host's session whose transaction every unit joins (`JoinedDatabase`); None: our own.
         self.host_session: AsyncSession | None = None
+        #: What wakes this database's queue waiters (`claim(..., wait=)`): enqueues, NOTIFY.
+        self.wakeups = notify.Wakeups(engine, models.table(models.DurableUpdate).name)
 
     async def run(self, work: Work[T], *, write: bool, timeout: float | None = None) -> T:  # noqa: ASYNC109
         """`work` in one transaction (`BEGIN IMMEDIATE` on SQLite when `write`), re-run whole if retryable.
@@ -154,6 +156,7 @@ class Database:
                 if errors.is_retryable(error) and retried < self.retries and not attempt.expired:
                     retried += 1
                     delay = min(0.5, 0.005 * 2**retried) * (0.5 + random.random())
+                    errors.count_retry(error)
                     cause = errors.retry_cause(error)
                     log.debug(
                         "retrying transaction after %s (attempt %d)",
@@ -232,9 +235,13 @@ class Database:
         return query.rows(await self._retrying(lambda _: reader.fetch(query.sql, params), None))
 
     async def close(self) -> None:
-        """Give back the connection held for single-statement reads (the engine itself stays open)."""
-        if self._reader is not None:
-            await self._reader.close()
+        """Give back the connections held for single-statement reads and for LISTEN (the engine
+        itself stays open)."""
+        try:
+            await self.wakeups.close()
+        finally:
+            if self._reader is not None:
+                await self._reader.close()
 
 
 class JoinedDatabase(Database):
@@ -250,6 +257,7 @@ class JoinedDatabase(Database):
         self.session = self.host_session = session
         self._reader = None  # reads must see the host's transaction
         self.peer_caches = base.peer_caches
+        self.wakeups = base.wakeups
 
     async def run(self, work: Work[T], *, write: bool, timeout: float | None = None) -> T:  # noqa: ASYNC109
         """`work` in the host's transaction (`timeout` is the host's business: its session, its limits).

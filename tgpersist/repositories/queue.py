@@ -40,6 +40,7 @@ from tgpersist.domain.updates import MAX_ERROR
 from tgpersist.errors import InvalidArgument
 from tgpersist.repositories.queue_admin import QueueAdmin, report_dead_letter
 from tgpersist.repositories.scope import Scope
+from tgpersist.repositories.waiting import QueueWaiter
 from tgpersist.sql import statements
 from tgpersist.validation import INT32_MAX, check_duration, check_int, check_name, check_seconds, error_text
 from tgpersist.writes import queue as writes
@@ -53,9 +54,12 @@ class QueuePolicy:
     max_attempts: int = 10
     base_delay: float = 1.0
     max_delay: float = 3600.0
+    #: Seconds between looks at the queue of a waiting claim that nothing can wake (SQLite, a
+    #: transaction pooler, a lost listener): one indexed read each, no write lock.
+    poll_interval: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("lease", "base_delay", "max_delay"):
+        for name in ("lease", "base_delay", "max_delay", "poll_interval"):
             check_seconds(name, getattr(self, name))
         check_int("max_attempts", self.max_attempts, 1, INT32_MAX)
 
@@ -104,6 +108,7 @@ class DurableQueue(QueueAdmin):
         self._ack = writes.Ack(self._queue, sa_dialect)
         self._fail = writes.Fail(self._queue, sa_dialect)
         self._extend = writes.ExtendLease(self._queue, sa_dialect)
+        self._waiter = QueueWaiter(scope, policy.poll_interval)
 
     async def enqueue(self, update: DurableUpdate | bytes, *, delay: float | timedelta | None = None) -> bool:
         """Store an update; False if one with the same id is already queued (it is left as it was)."""
@@ -129,20 +134,36 @@ class DurableQueue(QueueAdmin):
             rows.setdefault(item.id, (name, item.id, item.payload, pending, 0, now, now, available))
         if not rows:
             return 0
-        return await self._scope.submit(self._enqueue, list(rows.values()))
+        added = await self._scope.submit(self._enqueue, list(rows.values()))
+        if added and self._scope.db.host_session is None:  # a host's transaction is not committed yet
+            self._scope.db.wakeups.notify(self._scope.name)
+        return added
 
     @metrics.timed("queue.claim")
     async def claim(
-        self, limit: int = 1, *, lease: float | timedelta | None = None, owner: str | None = None
+        self,
+        limit: int = 1,
+        *,
+        lease: float | timedelta | None = None,
+        owner: str | None = None,
+        wait: float | timedelta | None = None,
     ) -> list[DurableUpdate]:
         """Lease up to `limit` of the longest-available updates to `owner`; returned in enqueue order.
 
         A claimed update is available again when its lease expires, unless it is acked or failed first.
         One whose lease expired after its `max_attempts`-th claim becomes a dead letter instead.
+        With `wait` (seconds), an empty queue is waited on until something can be claimed or `wait`
+        has passed: woken by enqueues (see `tgpersist.sql.notify`), else polling.
         """
         check_int("limit", limit, 1, 10_000)
         owner = check_name("owner", owner) if owner is not None else default_owner()
         length = _positive_seconds("lease", lease, self.policy.lease)
+        waiting = _seconds("wait", wait, 0)
+        if waiting > timedelta(0):
+            return await self._waiter.claim(lambda: self._claim_now(limit, owner, length), waiting)
+        return await self._claim_now(limit, owner, length)
+
+    async def _claim_now(self, limit: int, owner: str, length: timedelta) -> list[DurableUpdate]:
 
         died: list[Row[Any]] = []
 

@@ -42,6 +42,14 @@ BUSY_TIMEOUT = "tgpersist_busy_timeout"
 #: Seconds a new connection may take before the database counts as unreachable (`DatabaseUnavailable`).
 DEFAULT_CONNECT_TIMEOUT = 10.0
 
+#: Default pool of an engine of ours (`pool_size`/`max_overflow` given to `create_engine` or
+#: `open_store` win): connections kept open, and none opened beyond them. SQLAlchemy's own default
+#: (5 + 10 overflow, each overflow connection closed after its one use) made 64 concurrent callers
+#: open ~330 connections per 5,000 calls; with a fixed pool, callers beyond it queue for a
+#: connection (`pool_timeout`, 30 s) instead. See benchmarks/pools.py and the README's pool sizing.
+POOL_SIZE = 10
+MAX_OVERFLOW = 0
+
 
 def name_of(bind: AsyncEngine | Engine | Connection) -> str:
     name = bind.dialect.name
@@ -74,6 +82,9 @@ def create_engine(
         # One shared connection, or every checkout would see a different empty database.
         engine_options.setdefault("poolclass", StaticPool)
         engine_options.setdefault("connect_args", {"check_same_thread": False})
+    elif "poolclass" not in engine_options:
+        engine_options.setdefault("pool_size", POOL_SIZE)
+        engine_options.setdefault("max_overflow", MAX_OVERFLOW)
     if backend == "postgresql":
         given = engine_options.get("connect_args", {})
         connect_args = {**target.connect_args, **given}

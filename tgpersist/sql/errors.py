@@ -9,6 +9,7 @@ import asyncio
 import os
 import re
 import sqlite3
+from collections import Counter
 
 from sqlalchemy.exc import DBAPIError
 
@@ -24,6 +25,28 @@ _CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 _DISCONNECT_WORDS = ("connection was closed", "connection is closed", "connection has been released")
 #: sqlite3's words for a database file that is gone, moved or no longer writable.
 _SQLITE_FILE_WORDS = ("readonly database", "disk i/o error", "unable to open database", "no such file")
+
+#: Transactions this process re-ran, by cause: the SQLSTATE (40P01 is a deadlock), or "locked" for
+#: a busy SQLite database. Read by tests and benchmarks; never reset by tgpersist itself.
+RETRIED: Counter[str] = Counter()
+
+
+def count_retry(error: BaseException) -> str:
+    """Record that a transaction is re-run after `error`; returns the cause as `RETRIED` counts it."""
+    cause = sqlstate(error) or "locked"
+    RETRIED[cause] += 1
+    return cause
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a driver error (asyncpg's, also when SQLAlchemy's adapter wraps it); None
+    for SQLite and for anything that is not a driver error."""
+    return _sqlstate(getattr(error, "orig", None))
+
+
+def is_unique_violation(error: BaseException) -> bool:
+    """A unique constraint violation on PostgreSQL (SQLSTATE 23505)."""
+    return isinstance(error, DBAPIError) and sqlstate(error) == "23505"
 
 
 def is_retryable(error: BaseException) -> bool:
