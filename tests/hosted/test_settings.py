@@ -51,7 +51,7 @@ async def test_options_travel_inside_each_transaction(pooled: PooledDatabases) -
 async def test_options_as_startup_parameters_are_refused_by_the_pooler(pooled: PooledDatabases) -> None:
     """Why pooler mode sends them another way: without `pgbouncer=true` they are startup parameters."""
     url = (await pooled.new()).replace("pgbouncer=true", OPTIONS)
-    with pytest.raises(DBAPIError, match="unsupported startup parameter"):
+    with pytest.raises(tgpersist.DatabaseUnavailable, match="unsupported startup parameter"):
         await tgpersist.open_store(url)
 
 
