@@ -81,3 +81,39 @@ async def test_an_on_lost_of_the_callers_replaces_the_default(store: tgpersist.S
     assert told == [session.lease] and client.disconnects == 0 and session.auth_key is not None
     session.stop_using_auth_key(told[0])  # what a caller's own on_lost may call to get the default too
     await wait_until(lambda: client.disconnects == 1 and session.auth_key is None)
+
+
+async def test_by_default_a_lost_lease_disconnects_the_kurigram_client(
+    store: tgpersist.Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Pyrogram-family adapters (Kurigram here; Pyrofork and Hydrogram share the code) do the same:
+    ERROR, the connected client that uses this storage disconnected, the key gone from memory."""
+    from pyrogram import Client
+
+    from tgpersist.adapters.pyrogram import PyrogramStorage
+
+    class RecordingPyrogram(Client):  # type: ignore[misc]
+        """A real client that notes `disconnect()` (there is no Telegram to connect to here)."""
+
+        disconnects = 0
+
+        async def disconnect(self) -> None:
+            self.disconnects += 1
+            self.is_connected = False
+
+    name = fresh_name()
+    storage = PyrogramStorage(store, name, owner="first", ttl=3)
+    await storage.open()
+    await storage.auth_key(KEY)
+    client = RecordingPyrogram(name, api_id=API_ID, api_hash=API_HASH, storage_engine=storage)
+    client.is_connected = True
+    assert storage.clients() == [client]
+    await steal_lease(store, name)
+    await wait_until(lambda: client.disconnects)
+    await wait_until(lambda: storage.lease is not None and storage.lease.lost)
+    assert await storage.auth_key() is None
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR and "lost" in r.getMessage()]
+    assert errors and errors[0].session == name  # type: ignore[attr-defined]
+    assert KEY.hex() not in caplog.text
+    stored = await store.account(name).session.load()
+    assert stored is not None and stored.auth_key == KEY

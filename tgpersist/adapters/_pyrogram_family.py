@@ -7,13 +7,14 @@ Each fork's module adds its own `Storage` base class and the methods whose contr
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from tgpersist.adapters._write_behind import Batch, WriteBehind, WritesBehind
+from tgpersist.adapters._write_behind import Batch, WriteBehind, WritesBehind, lease_callback
 from tgpersist.domain import ChannelState, Peer, PeerKind, PeerType, Session, UpdateState
 from tgpersist.domain.peer import from_dialog_id
 from tgpersist.errors import InvalidArgument
@@ -81,7 +82,8 @@ class FamilyStorage(WritesBehind):
             "ttl": ttl,
             "wait": wait,
             "timeout": timeout,
-            "on_lost": on_lost,
+            # The caller's own, else the default: log at ERROR, disconnect the client, drop the key.
+            "on_lost": lease_callback(on_lost, lambda: self),
         }
         self._use_lease = lease
         self._lease: SessionLease | None = None
@@ -129,6 +131,28 @@ class FamilyStorage(WritesBehind):
         self._reset(None)
         self._writer.submit(Batch("delete", self._delete_session, {"delete": None}, barrier=True))
         await self._writer.flush()
+
+    # -- a lost lease: stop the client from using the auth key -----------------------------------------
+    def clients(self) -> list[Any]:
+        """The clients (Kurigram, Pyrofork or Hydrogram `Client`s) whose storage is this adapter and
+        that are still alive; looked for only when the lease is lost."""
+        found: list[Any] = []
+        for referrer in gc.get_referrers(self):
+            # A client refers to its storage through its instance __dict__.
+            holders = gc.get_referrers(referrer) if isinstance(referrer, dict) else [referrer]
+            for holder in holders:
+                serves = getattr(holder, "storage", None) is self and hasattr(holder, "disconnect")
+                if serves and holder not in found:
+                    found.append(holder)
+        return found
+
+    async def _disconnect_client(self) -> None:
+        for client in self.clients():
+            if getattr(client, "is_connected", False):
+                await client.disconnect()
+
+    def _forget_auth_key(self) -> None:
+        self._values["auth_key"] = None  # the new owner's now: a client reconnecting finds none
 
     # -- peers ---------------------------------------------------------------------------------------------
     def _store_peers(self, changed: dict[int, Peer], seen: float) -> None:
