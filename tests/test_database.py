@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import tgpersist
 
 
-async def test_sqlite_writes_of_one_process_take_turns_in_arrival_order(
-    store: tgpersist.Store, backend: str
-) -> None:
-    if backend != "sqlite":
-        pytest.skip("a SQLite file's write lock; PostgreSQL writers lock rows, not the database")
+async def test_sqlite_writes_of_one_process_take_turns_in_arrival_order(tmp_path: Path) -> None:
+    """SQLite only by nature (a file's write lock; PostgreSQL writers lock rows, not the database)."""
+    async with await tgpersist.open_store(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}") as store:
+        await _writes_take_turns(store)
+
+
+async def _writes_take_turns(store: tgpersist.Store) -> None:
     db = store.account("a").peers._scope.db
     order: list[int] = []
 

@@ -388,9 +388,8 @@ async def test_invalid_cache_options(db_url: str, options: dict[str, object], fi
     assert error.value.field == field
 
 
-async def test_in_memory_sqlite_reads_through_its_single_connection(backend: str) -> None:
-    if backend != "sqlite":
-        pytest.skip("an in-memory database exists only on SQLite")
+async def test_in_memory_sqlite_reads_through_its_single_connection() -> None:
+    """SQLite only by nature (not parametrized by backend): an in-memory database."""
     async with await tgpersist.open_store("sqlite+aiosqlite:///:memory:", peer_cache_size=0) as store:
         peers = store.account("a").peers
         await peers.save(user(1, username="mem", is_bot=True))
