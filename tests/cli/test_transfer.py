@@ -18,7 +18,7 @@ import tgpersist
 from tests.cli.run import cli
 from tests.importers.clients import AUTH_KEY, TELETHON_PEERS, USER_ID, make_telethon_file, peer_facts
 from tests.leakcheck import key_forms, leaks
-from tgpersist import session_strings
+from tgpersist import Peer, PeerType, Session, session_strings
 
 
 def one_error_line(err: str, text: str) -> None:
@@ -205,3 +205,26 @@ async def test_a_real_process_prints_one_line_and_no_traceback(db_url: str) -> N
     done = await asyncio.to_thread(run)
     assert (done.returncode, done.stdout) == (1, "")
     one_error_line(done.stderr, "this one has 13")
+
+
+async def test_export_reports_progress_page_by_page(
+    capsys: pytest.CaptureFixture[str], db_url: str, tmp_path: Path
+) -> None:
+    """The peers are read in pages of 5,000, so a long export shows its count, rate and ETA as it goes."""
+    async with await tgpersist.open_store(db_url) as store:
+        account = store.account("big")
+        await account.session.save(Session("big", dc_id=2, auth_key=bytes(range(256))))
+        await account.peers.save_many(
+            [Peer(i, PeerType.USER, access_hash=i, username=f"u{i}") for i in range(1, 12_001)]
+        )
+        pages = [len(page) async for page in account.peers.pages(5000)]
+        assert pages == [5000, 5000, 2000]
+        paged = [peer async for page in account.peers.pages(7) for peer in page]
+        assert paged == await account.peers.list()
+    out_file = tmp_path / "big.session"
+    status, _, err = await cli(
+        capsys, "export", "big", "--format", "telethon", "--out", str(out_file), "--progress", "--url", db_url
+    )
+    assert status == 0, err
+    counts = [line.split()[1] for line in err.splitlines() if line.startswith("peers: ")]
+    assert counts[:4] == ["0/12000", "5000/12000", "10000/12000", "12000/12000"]

@@ -128,8 +128,8 @@ async def export_file_command(args: argparse.Namespace) -> int:
     try:
         async with existing_store(args, check_keys=True) as store:
             total = await store.account(args.name).peers.count()
-            progress(0, total)  # the peers are read in one transaction, then written to the file
-            snapshot = await read_account(store, args.name)
+            progress(0, total)  # the peers are read page by page in one transaction, then written
+            snapshot = await read_account(store, args.name, lambda done: progress(done, total))
         result = write_session_file(snapshot, args.out, args.format, overwrite=args.force)
         progress(total, total)
     finally:

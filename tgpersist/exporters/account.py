@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tgpersist.domain import Peer
 from tgpersist.errors import TgPersistError
 from tgpersist.importers.snapshot import SessionSnapshot
 from tgpersist.store import Store
@@ -17,15 +20,21 @@ class SessionNotFound(TgPersistError):
         super().__init__(f"no session named {name!r}")
 
 
-async def read_account(store: Store, name: str) -> SessionSnapshot:
+async def read_account(
+    store: Store, name: str, progress: Callable[[int], None] | None = None
+) -> SessionSnapshot:
     """The session `name` with its peers, update and channel states and sent files (`SessionNotFound`
-    if there is none)."""
+    if there is none), in one read transaction; `progress(peers read so far)` after each page."""
     async with AsyncSession(bind=store.engine) as db, db.begin():
         account = store.account(name, session=db)
         session = await account.session.load()
         if session is None:
             raise SessionNotFound(name)
-        peers = await account.peers.list()
+        peers: list[Peer] = []
+        async for page in account.peers.pages():
+            peers += page
+            if progress is not None:
+                progress(len(peers))
         state = await account.updates.load_state()
         channels = await account.updates.list_channels()
         sent_files = await account.files.list()

@@ -15,7 +15,7 @@ they were saved, so they become `Peer`s without validating again.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select
@@ -33,7 +33,7 @@ from tgpersist.repositories.peers.rows import as_stored, dialog_id_of, fold
 from tgpersist.repositories.peers.statements import TAKEOVER_ATTEMPTS, statements_for
 from tgpersist.repositories.scope import Scope
 from tgpersist.sql import errors, reads, statements
-from tgpersist.validation import check_phone, check_text, phone_key, read_back
+from tgpersist.validation import check_int, check_phone, check_text, phone_key, read_back
 
 T = TypeVar("T")
 
@@ -164,6 +164,34 @@ class PeerRepository:
             return read_back(self._scope.name, fold, await conn.execute(stmt), field="peer row")
 
         return await self._scope.read(work)
+
+    async def pages(self, size: int = 5000) -> AsyncIterator[builtins.list[Peer]]:
+        """Every peer of the account in `list()` order, `size` peers a read (so that a long export can
+        report progress). Inside a host's transaction (`store.account(name, session=...)`) the pages
+        are one consistent snapshot; on the store's own engine each page is read on its own."""
+        check_int("size", size, 1, 1_000_000)
+        peers = self._peers
+        after: Any = None
+        while True:
+            keys = select(peers.c.peer_id).where(peers.c.session_name == self._scope.name)
+            if after is not None:
+                keys = keys.where(peers.c.peer_id > after)
+            keys = keys.order_by(peers.c.peer_id).limit(size)
+            stmt = self._sql.select().where(
+                peers.c.session_name == self._scope.name, peers.c.peer_id.in_(keys.scalar_subquery())
+            )
+
+            async def work(conn: AsyncConnection, stmt: Any = stmt) -> tuple[builtins.list[Peer], Any]:
+                rows = (await conn.execute(stmt)).all()
+                last = rows[-1][0] if rows else None  # the stored key of the page's last peer
+                return read_back(self._scope.name, fold, rows, field="peer row"), last
+
+            page, after = await self._scope.read(work)
+            if not page:
+                return
+            yield page
+            if len(page) < size:
+                return
 
     async def count(self) -> int:
         peers = self._peers
