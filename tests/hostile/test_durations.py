@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tests.hostile.support import attempt, duration_ok, hostile_durations, unchanged_unless_accepted
 from tgpersist import DurableUpdate, InvalidArgument, Store
+from tgpersist.repositories.lease import MIN_TTL
 from tgpersist.repositories.queue import QueuePolicy
 
 
@@ -89,6 +90,7 @@ async def test_queue_leases_and_retry_delays(store: Store, lease: Any, which: st
 @settings()
 @given(ttl=hostile_durations, field=st.sampled_from(["ttl", "heartbeat", "timeout"]))
 @example(ttl=1e12, field="ttl")
+@example(ttl=1e-300, field="ttl")
 @example(ttl=float("nan"), field="heartbeat")
 async def test_lease_durations(store: Store, ttl: Any, field: str) -> None:
     account = store.account(fresh())
@@ -105,9 +107,12 @@ async def test_lease_durations(store: Store, ttl: Any, field: str) -> None:
         too_long = (
             field == "heartbeat" and ttl is not None and duration_ok(ttl, zero=True) and _seconds(ttl) >= 600
         )
-        assert too_long or not duration_ok(ttl, zero=zero, default=default)  # heartbeat must be < ttl
+        too_short = field == "ttl" and duration_ok(ttl) and _seconds(ttl) < MIN_TTL
+        # heartbeat must be < ttl; ttl at least MIN_TTL
+        assert too_long or too_short or not duration_ok(ttl, zero=zero, default=default)
     else:
         assert duration_ok(ttl, zero=zero, default=default), f"{ttl!r} was accepted"
+        assert not (field == "ttl" and _seconds(ttl) < MIN_TTL), f"{ttl!r} was accepted"
         assert type(result).__name__ == "SessionBusy"  # the first owner still holds it
     holder = await account.session.holder()
     assert holder is not None and holder.owner == "first"

@@ -39,6 +39,9 @@ log = logging.getLogger("tgpersist.lease")
 
 #: Seconds a lease lasts without renewal unless the caller says otherwise.
 DEFAULT_TTL = 30.0
+#: The shortest lease: every database call of an acquire must fit in `ttl - margin`, so a shorter
+#: one would run out before its own acquire could be answered.
+MIN_TTL = 0.1
 #: The heartbeat renews this many times per TTL, so two renewals may fail before the lease lapses.
 RENEWALS_PER_TTL = 3
 #: `wait=True` polls at most this far apart (sooner when the database says the lease ends sooner).
@@ -313,6 +316,8 @@ class SessionLeases:
         """
         owner = check_name("owner", default_owner() if owner is None else owner)
         ttl = _seconds("ttl", ttl)
+        if ttl < MIN_TTL:
+            raise InvalidArgument("ttl", f"must be at least {MIN_TTL:g} seconds")
         beat = ttl / RENEWALS_PER_TTL if heartbeat is None else _seconds("heartbeat", heartbeat, zero=True)
         if beat >= ttl:
             raise InvalidArgument("heartbeat", "must be shorter than ttl, or the lease lapses unrenewed")
