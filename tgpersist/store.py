@@ -34,7 +34,7 @@ from tgpersist.repositories import (
 from tgpersist.repositories.files import SentFileRepository
 from tgpersist.repositories.lease import LeaseInfo
 from tgpersist.sql import engines, urls
-from tgpersist.validation import check_int
+from tgpersist.validation import check_int, check_seconds
 from tgpersist.writes.group_commit import GroupCommit
 
 DEFAULT_URL = "sqlite+aiosqlite:///tgpersist.db"
@@ -92,7 +92,7 @@ class Store:
         self.models = declare_models(self.placement)
         self.queue_policy = queue_policy or QueuePolicy()
         if connect_timeout is not None:
-            connect_timeout = _positive_seconds("connect_timeout", connect_timeout)
+            connect_timeout = check_seconds("connect_timeout", connect_timeout)
         # `connect_timeout` bounds every connection checkout (pool wait, ping, connect) of ours.
         self._db = Database(engine, self.models, retries=retries, connect_timeout=connect_timeout)
         # Peers cached per account (0: off); `peer_cache_ttl` seconds bound staleness across processes.
@@ -249,7 +249,7 @@ async def open_store(
     `connect_timeout`, else `DEFAULT_CONNECT_TIMEOUT`) raises `DatabaseUnavailable`.
     """
     if connect_timeout is not None:
-        connect_timeout = _positive_seconds("connect_timeout", connect_timeout)
+        connect_timeout = check_seconds("connect_timeout", connect_timeout)
     engine = engines.create_engine(url, connect_timeout=connect_timeout, **engine_options)
     if connect_timeout is None:
         connect_timeout = urls.translate(url).connect_timeout or DEFAULT_CONNECT_TIMEOUT
@@ -282,9 +282,3 @@ async def _dispose(engine: AsyncEngine, limit: float | None) -> None:
             await engine.dispose()
     except TimeoutError:
         await engine.dispose(close=False)
-
-
-def _positive_seconds(field: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
-        raise InvalidArgument(field, "expected a positive, finite number of seconds")
-    return float(value)
