@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -248,3 +248,69 @@ async def test_a_session_deleted_elsewhere_is_created_again_by_the_next_batch(
     assert answers == [True, True]
     assert await store.list_sessions() == ["bot"]  # re-created (the rows reference it)
     assert await updates.seen("after") is True and await updates.seen("before") is False
+
+
+async def _statements_of(store: tgpersist.Store, backend: str, run: Any) -> list[str]:
+    """The SQL statements the writer sent while `run()` ran (the held SQLite connection is traced by
+    sqlite3 itself, PostgreSQL's connections by the engine)."""
+    sent: list[str] = []
+    if backend == "sqlite":
+        held = store.writer._held
+        assert held is not None
+        driver = held._pinned.driver or await held._open()
+        await driver.set_trace_callback(sent.append)
+        try:
+            await run()
+        finally:
+            await driver.set_trace_callback(None)
+    else:
+
+        def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            sent.append(statement)
+
+        sync_engine = store.engine.sync_engine
+        event.listen(sync_engine, "before_cursor_execute", record)
+        try:
+            await run()
+        finally:
+            event.remove(sync_engine, "before_cursor_execute", record)
+    return sent
+
+
+async def test_the_kinds_of_a_batch_run_in_one_order_whatever_order_they_came_in(
+    store: tgpersist.Store, backend: str
+) -> None:
+    """One global order across tables: batches of concurrent processes cannot lock them crosswise."""
+    acct = store.account("kind-order")
+    updates, conversations = acct.updates, acct.conversations
+    await updates.enqueue_many([DurableUpdate(b"p", id=f"o{i}") for i in range(4)])
+    await updates.remember("warm")  # the session row exists, the writer's connection is open
+    writes = [
+        lambda i: updates.remember(f"r{i}"),
+        lambda i: updates.ack(f"o{i}"),
+        lambda i: conversations.save(Conversation(i, i, name="flow")),
+        lambda i: updates.save_state(UpdateState(i, i, i, i)),
+    ]
+    tables = ("dedup_keys", "durable_updates", "conversations", "update_state")
+
+    def order_of(sent: list[str]) -> list[str]:
+        found = []
+        for statement in sent:
+            table = next((t for t in tables if f"tgpersist_{t}" in statement), None)
+            if table is not None and table not in found:
+                found.append(table)
+        return found
+
+    orders = []
+    for i, calls in enumerate((writes, writes[::-1])):
+
+        async def batch(i: int = i, calls: list[Any] = calls) -> None:
+            # The lead commits alone; the four kinds gather meanwhile into one batch.
+            await asyncio.gather(updates.remember(f"lead{i}"), *(call(i) for call in calls))
+
+        before = store.writer.stats.batches
+        sent = await _statements_of(store, backend, batch)
+        assert store.writer.stats.batches - before == 2
+        orders.append(order_of(sent))
+    assert orders[0] == orders[1]
+    assert sorted(orders[0]) == sorted(tables)

@@ -237,7 +237,9 @@ class GroupCommit:
         groups: dict[Hashable, list[int]] = {}
         for index in live:
             groups.setdefault(batch[index].kind.group, []).append(index)
-        for indexes in groups.values():
+        # Kinds in one fixed order (`Kind.order`): batches of concurrent processes that write to
+        # several tables lock them in the same order.
+        for indexes in sorted(groups.values(), key=lambda group: batch[group[0]].kind.order):
             calls = [batch[i] for i in indexes]
             kind = calls[0].kind
             if not isolate:

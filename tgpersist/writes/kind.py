@@ -67,6 +67,8 @@ class Kind(abc.ABC, Generic[A, R]):
         self._rows: dict[int, RowsStatement] = {}
         #: Calls whose kinds share this run together (the same sort on the same table, any account).
         self.group: Hashable = (type(self), table.fullname)
+        #: Where its calls run in a batch: kinds in this order, one global lock order across tables.
+        self.order = (table.fullname, type(self).__name__)
 
     @abc.abstractmethod
     async def apply(self, ex: Executor, calls: Sequence[Call[A, R]]) -> list[R]:
