@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--only peers,state,queue,memory] [--json PATH]`
+"""`python -m benchmarks [--quick] [--only peers,state,...] [--json PATH] [--markdown PATH]`
 
 Creates a fresh SQLite file and a fresh PostgreSQL database (on a throwaway server, or on the server
 `TGPERSIST_TEST_POSTGRES_URL` names), runs every benchmark module side by side, prints one table of
@@ -27,6 +27,7 @@ import asyncpg
 from sqlalchemy.engine.url import make_url
 
 from benchmarks.harness import CLIENT, QUICK_ENV, RAW, TGPERSIST, databases
+from benchmarks.report import markdown, table
 from tgpersist.testing.postgres import URL_ENV
 
 MODULES = ("peers", "state", "queue", "memory", "group_commit", "pools", "pipeline", "churn", "sessions")
@@ -64,14 +65,6 @@ async def machine(urls: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def human(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.2f} s"
-
-
 def shipped(rows: list[dict[str, Any]], client: str) -> dict[str, Any] | None:
     """The client's row as it ships (not the WAL variant)."""
     return next(
@@ -97,26 +90,6 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
             for name, client in clients.items():
                 if client is not None and row["kind"] != CLIENT:
                     row[f"vs_{name.lower()}"] = row["median_s"] / client["median_s"]
-
-
-def table(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| operation | implementation | median | x fastest raw | x Telethon | x Kurigram |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-
-    def ratio(row: dict[str, Any], key: str) -> str:
-        return f"{row[key]:.2f}" if key in row else ""
-
-    for row in rows:
-        if "median_s" not in row:
-            continue
-        name = f"**{row['implementation']}**" if row["kind"] == TGPERSIST else row["implementation"]
-        lines.append(
-            f"| {row['operation']} | {name} | {human(row['median_s'])} | {ratio(row, 'vs_best_raw')} "
-            f"| {ratio(row, 'vs_telethon')} | {ratio(row, 'vs_kurigram')} |"
-        )
-    return "\n".join(lines)
 
 
 def find(rows: list[dict[str, Any]], operation: str, implementation: str) -> dict[str, Any] | None:
@@ -236,6 +209,8 @@ def contention_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "limit": 1.0,
                 "met": ratio >= 1.0,
                 "higher_is_better": True,
+                "values": [ours["value"], theirs["value"]],
+                "unit": ours["unit"],
             }
         )
     churn = {(r["processes"], r["moving"]): r for r in rows if r.get("group") == "churn"}
@@ -306,6 +281,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds, calls and peers (a few minutes)")
     parser.add_argument("--only", default=",".join(MODULES), help=f"comma-separated subset of {MODULES}")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write the results")
+    parser.add_argument("--markdown", type=Path, help="also write the table and targets as Markdown here")
     args = parser.parse_args()
     args.only = [m.strip() for m in args.only.split(",") if m.strip()]
     if args.quick:
@@ -327,6 +303,8 @@ def main() -> None:
         )
         print(f"  {verdict:>12}: {target['target']}{ratio}")
     args.json.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    if args.markdown is not None:
+        args.markdown.write_text(markdown(results))
     print(f"\n{results['machine']['cpus']} CPUs, {results['duration_s']} s; results written to {args.json}")
 
 
