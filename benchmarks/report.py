@@ -28,12 +28,31 @@ def table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         if "median_s" not in row:
             continue
-        name = f"**{row['implementation']}**" if row["kind"] == TGPERSIST else row["implementation"]
         lines.append(
-            f"| {row['operation']} | {name} | {human(row['median_s'])} | {ratio(row, 'vs_best_raw')} "
+            f"| {row['operation']} | {_name(row)} | {_result(row)} | {ratio(row, 'vs_best_raw')} "
             f"| {ratio(row, 'vs_telethon')} | {ratio(row, 'vs_kurigram')} |"
         )
     return "\n".join(lines)
+
+
+def scale_table(rows: list[dict[str, Any]]) -> str:
+    """The rows of the contention and scale modules (pipeline, churn, pools, sessions), with notes."""
+    lines = ["| operation | implementation | result | note |", "|---|---|---:|---|"]
+    for row in rows:
+        if row.get("group") and "median_s" in row:
+            lines.append(f"| {row['operation']} | {_name(row)} | {_result(row)} | {row.get('note', '')} |")
+    return "\n".join(lines)
+
+
+def _name(row: dict[str, Any]) -> str:
+    return f"**{row['implementation']}**" if row["kind"] == TGPERSIST else row["implementation"]
+
+
+def _result(row: dict[str, Any]) -> str:
+    """A rate as such (updates/s), anything else as its median time."""
+    if "value" in row and "unit" in row:
+        return f"{row['value']:,.0f} {row['unit']}"
+    return human(row["median_s"])
 
 
 def _measured(target: dict[str, Any]) -> str:
@@ -70,5 +89,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"{m['sqlite']}, PostgreSQL {m['postgresql']} ({m['postgresql_settings']}); one full run of "
         f"{results['duration_s'] / 60:.0f} min" + (" (--quick)" if results["quick"] else "") + ":"
     )
-    targets = targets_table(results["targets"])
-    return f"{head}\n\n{table(results['rows'])}\n\nTargets, from the same run:\n\n{targets}\n"
+    rows = results["rows"]
+    plain = [row for row in rows if not row.get("group")]
+    return (
+        f"{head}\n\n{table(plain)}\n\nThroughput, contention and scale, from the same run:\n\n"
+        f"{scale_table(rows)}\n\nTargets, from the same run:\n\n{targets_table(results['targets'])}\n"
+    )
