@@ -150,7 +150,8 @@ async def measure(urls: dict[str, str]) -> list[dict[str, Any]]:
                 label = (
                     f"drain: claim({BATCH}) + {ack}, {workers} worker process{'es' if workers > 1 else ''}"
                 )
-                rows.append(_row(backend, label, rate, count, f"{workers} spawned process{"es" if workers > 1 else ""}, own store each"))
+                note = f"{workers} spawned process{'es' if workers > 1 else ''}, own store each"
+                rows.append(_row(backend, label, rate, count, note))
     return rows
 
 
