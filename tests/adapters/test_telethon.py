@@ -495,7 +495,7 @@ async def test_values_tgpersist_rejects_are_dropped_but_the_entity_is_kept(store
     session.process_entities(resolved(users=[odd]))
     assert session.get_input_entity(1010) == types.InputPeerUser(1010, 5)
     assert session.get_entity_rows_by_id(1010) == (1010, 5)
-    assert session._rows[1010] == (1010, 5, None, None, "Odd")
+    assert session._entities.row(1010) == (1010, 5, None, None, "Odd")
     await session.aclose()
     peer = await store.account(name).peers.get(1010)
     assert peer is not None and (peer.username, peer.phone_number, peer.first_name) == (None, None, "Odd")

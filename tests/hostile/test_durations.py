@@ -107,7 +107,7 @@ async def test_lease_durations(store: Store, ttl: Any, field: str) -> None:
         too_long = (
             field == "heartbeat" and ttl is not None and duration_ok(ttl, zero=True) and _seconds(ttl) >= 600
         )
-        too_short = field == "ttl" and duration_ok(ttl) and _seconds(ttl) < MIN_TTL
+        too_short = field == "ttl" and duration_ok(ttl, default=False) and _seconds(ttl) < MIN_TTL
         # heartbeat must be < ttl; ttl at least MIN_TTL
         assert too_long or too_short or not duration_ok(ttl, zero=zero, default=default)
     else:

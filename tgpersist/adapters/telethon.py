@@ -30,7 +30,6 @@ wiped from memory, so no reconnect can use it (see `WritesBehind.stop_using_auth
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import gc
 import logging
 from collections.abc import Iterable
@@ -44,11 +43,23 @@ require("telethon", "telethon")
 from telethon import utils  # noqa: E402
 from telethon.crypto import AuthKey  # noqa: E402
 from telethon.sessions.memory import MemorySession, _SentFileType  # noqa: E402
-from telethon.tl import TLObject, types  # noqa: E402
+from telethon.tl import types  # noqa: E402
 
+from tgpersist.adapters._telethon_index import EntityIndex  # noqa: E402
+from tgpersist.adapters._telethon_values import (  # noqa: E402
+    EPOCH,
+    Row,
+    account_state,
+    channel_state,
+    display_name,
+    entities_in,
+    entity_row,
+    epoch_seconds,
+    peer_values,
+    valid_peer,
+)
 from tgpersist.adapters._write_behind import Batch, WriteBehind, WritesBehind, lease_callback  # noqa: E402
-from tgpersist.domain import ChannelState, Peer, PeerKind, PeerType, Session, UpdateState  # noqa: E402
-from tgpersist.domain.peer import from_dialog_id  # noqa: E402
+from tgpersist.domain import ChannelState, Peer, Session, UpdateState  # noqa: E402
 from tgpersist.errors import InvalidArgument  # noqa: E402
 from tgpersist.repositories.files import SentFile  # noqa: E402
 from tgpersist.repositories.lease import OnLost, SessionLease  # noqa: E402
@@ -56,118 +67,8 @@ from tgpersist.store import Account, Store  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-#: Telethon's entity row: (marked id, access hash, lower-case username, phone, display name).
-Row = tuple[int, int, str | None, str | None, str | None]
-
-EPOCH = dt.datetime.fromtimestamp(0, tz=dt.UTC)
-
-#: Community entities (only in recent layers, so looked up rather than imported).
-_COMMUNITIES = tuple(
-    getattr(types, name) for name in ("Community", "CommunityForbidden") if hasattr(types, name)
-)
-
-#: Peer fields that are dropped (rather than losing the whole entity) when Telegram sends a value
-#: tgpersist does not accept, e.g. a phone number with letters in it.
-_DROPPABLE: dict[str, dict[str, Any]] = {
-    "phone_number": {"phone_number": None},
-    "username": {"username": None, "usernames": ()},
-    "usernames": {"username": None, "usernames": ()},
-    "first_name": {"first_name": None},
-    "last_name": {"last_name": None},
-    "title": {"title": None},
-}
-
-
-def display_name(peer: Peer) -> str | None:
-    """The name Telethon keeps for an entity (`utils.get_display_name`), rebuilt from a stored peer."""
-    if peer.type.kind is PeerKind.USER:
-        return _join_names(peer.first_name, peer.last_name)
-    return peer.title or None
-
-
-def _join_names(first: str | None, last: str | None) -> str | None:
-    if first and last:
-        return f"{first} {last}"
-    return first or last or None
-
-
-def entity_row(peer: Peer) -> Row:
-    """The row Telethon's own sessions would hold for `peer`."""
-    access_hash = 0 if peer.type.kind is PeerKind.CHAT else (peer.access_hash or 0)
-    username = peer.username.lower() if peer.username else None
-    return peer.dialog_id, access_hash, username, peer.phone_number, display_name(peer)
-
-
-def _peer_type(entity: Any, kind: PeerKind, existing: Peer | None) -> PeerType:
-    """The most precise type the entity tells; else the stored one; else the plain type of its id space."""
-    if kind is PeerKind.CHAT:
-        return PeerType.CHAT
-    if kind is PeerKind.USER and isinstance(entity, types.User):
-        return PeerType.BOT if entity.bot else PeerType.USER
-    if kind is PeerKind.CHANNEL and isinstance(entity, types.Channel):
-        if getattr(entity, "monoforum", False):
-            return PeerType.DIRECT
-        if entity.broadcast:
-            return PeerType.CHANNEL
-        if entity.forum:
-            return PeerType.FORUM
-        return PeerType.SUPERGROUP if entity.megagroup else PeerType.CHANNEL
-    if kind is PeerKind.CHANNEL and isinstance(entity, types.ChannelForbidden):
-        return PeerType.CHANNEL if entity.broadcast else PeerType.SUPERGROUP
-    if kind is PeerKind.CHANNEL and isinstance(entity, _COMMUNITIES):
-        return PeerType.COMMUNITY
-    if existing is not None and existing.type.kind is kind:
-        return existing.type
-    return PeerType.USER if kind is PeerKind.USER else PeerType.CHANNEL
-
-
-def _valid_peer(values: dict[str, Any]) -> Peer | None:
-    """A `Peer` from `values`, dropping optional fields tgpersist rejects; None if that is not enough."""
-    for _ in range(len(_DROPPABLE) + 1):
-        try:
-            return Peer(**values)
-        except InvalidArgument as error:
-            reset = _DROPPABLE.get(error.field)
-            if reset is None or all(values.get(k) == v for k, v in reset.items()):
-                break
-            log.debug("dropping %s of peer %s: %s", error.field, values.get("id"), error.problem)
-            values.update(reset)
-    log.warning("not storing entity %s of type %s", values.get("id"), values.get("type"))
-    return None
-
-
-def _entities_in(tlo: Any) -> list[Any]:
-    """The users and chats inside a TL object (or a list of them), as `MemorySession` finds them."""
-    if not isinstance(tlo, TLObject) and utils.is_list_like(tlo):
-        return list(tlo)
-    entities: list[Any] = []
-    if hasattr(tlo, "user"):
-        entities.append(tlo.user)
-    if hasattr(tlo, "chat"):
-        entities.append(tlo.chat)
-    if hasattr(tlo, "chats") and utils.is_list_like(tlo.chats):
-        entities.extend(tlo.chats)
-    if hasattr(tlo, "users") and utils.is_list_like(tlo.users):
-        entities.extend(tlo.users)
-    return entities
-
-
-def _account_state(state: UpdateState) -> Any:
-    return types.updates.State(
-        state.pts, state.qts, dt.datetime.fromtimestamp(state.date, tz=dt.UTC), state.seq, unread_count=0
-    )
-
-
-def _channel_state(pts: int) -> Any:
-    return types.updates.State(pts, 0, EPOCH, 0, unread_count=0)
-
-
-def _epoch_seconds(date: Any) -> int:
-    if isinstance(date, dt.datetime):
-        return int(date.timestamp())
-    if isinstance(date, int) and not isinstance(date, bool):
-        return date
-    raise InvalidArgument("date", f"expected a datetime, got {type(date).__name__}")
+#: `EPOCH`, `Row`, `display_name` and `entity_row` live in `_telethon_values`; importable from here too.
+__all__ = ["EPOCH", "Row", "TelethonSession", "display_name", "entity_row"]
 
 
 @dataclass(frozen=True)
@@ -318,12 +219,12 @@ class TelethonSession(WritesBehind, MemorySession):  # type: ignore[misc]
         if isinstance(entity_id, bool) or not isinstance(entity_id, int) or entity_id < 0:
             raise InvalidArgument("entity_id", "expected 0 or a channel id")
         if entity_id == 0:
-            stored = UpdateState(state.pts, state.qts, _epoch_seconds(state.date), state.seq)
-            self._update_states[0] = _account_state(stored)
+            stored = UpdateState(state.pts, state.qts, epoch_seconds(state.date), state.seq)
+            self._update_states[0] = account_state(stored)
             self._writer.submit(Batch("update state", self._save_state, {0: stored}))
         else:
             channel = ChannelState(entity_id, state.pts)
-            self._update_states[entity_id] = _channel_state(channel.pts)
+            self._update_states[entity_id] = channel_state(channel.pts)
             self._writer.submit(Batch("channel states", self._save_channels, {entity_id: channel}))
 
     def get_update_states(self) -> list[tuple[int, Any]]:
@@ -336,34 +237,34 @@ class TelethonSession(WritesBehind, MemorySession):  # type: ignore[misc]
         if not self.save_entities:
             return
         changed: dict[int, Peer] = {}
-        for entity in _entities_in(tlo):
+        for entity in entities_in(tlo):
             row = self._entity_to_row(entity)
             if not row:
                 continue
             if row[0] == 0:  # Telethon's way of recording our own user id: entity 0, hash = id
                 self._set_self_id(row[1])
                 continue
-            existing = self._peers.get(row[0])
-            values = self._peer_values(entity, row, existing)
+            existing = self._entities.peer(row[0])
+            values = peer_values(entity, row, existing)
             if existing is not None and all(getattr(existing, k) == v for k, v in values.items()):
                 continue  # seen before, unchanged (the common case): no Peer to build, nothing to write
-            peer = _valid_peer(values)
+            peer = valid_peer(values)
             if peer is None or peer == existing:
                 continue
-            self._remember(peer)
+            self._entities.remember(peer)
             changed[row[0]] = peer
         if changed:
             self._writer.submit(Batch("peers", self._save_peers, changed))
 
     def get_entity_rows_by_phone(self, phone: str) -> tuple[int, int] | None:
-        return self._first(self._by_phone.get(phone))
+        return self._first(self._entities.with_phone(phone))
 
     def get_entity_rows_by_username(self, username: str) -> tuple[int, int] | None:
-        marked = self._by_username.get(username)
+        marked = self._entities.with_username(username)
         return None if marked is None else self._pair(marked)
 
     def get_entity_rows_by_name(self, name: str) -> tuple[int, int] | None:
-        return self._first(self._by_name.get(name))
+        return self._first(self._entities.with_name(name))
 
     def get_entity_rows_by_id(self, id: int, exact: bool = True) -> tuple[int, int] | None:
         if exact:
@@ -397,11 +298,7 @@ class TelethonSession(WritesBehind, MemorySession):  # type: ignore[misc]
         self._takeout_id = None
         self._files: dict[tuple[bytes, int, Any], tuple[int, int]] = {}
         self._update_states: dict[int, Any] = {}
-        self._peers: dict[int, Peer] = {}
-        self._rows: dict[int, Row] = {}
-        self._by_username: dict[str, int] = {}
-        self._by_phone: dict[str, set[int]] = {}
-        self._by_name: dict[str, set[int]] = {}
+        self._entities = EntityIndex()
 
     def _load(self, loaded: _Loaded) -> None:
         row = loaded.session or self._row
@@ -412,97 +309,24 @@ class TelethonSession(WritesBehind, MemorySession):  # type: ignore[misc]
         self._auth_key = AuthKey(row.auth_key) if row.auth_key else None
         self._takeout_id = row.takeout_id
         for peer in loaded.peers:
-            self._remember(peer)
+            self._entities.remember(peer)
         if loaded.state is not None:
-            self._update_states[0] = _account_state(loaded.state)
+            self._update_states[0] = account_state(loaded.state)
         for channel in loaded.channels:
-            self._update_states[channel.channel_id] = _channel_state(channel.pts)
+            self._update_states[channel.channel_id] = channel_state(channel.pts)
         for file in loaded.files:
             if file.type in (t.value for t in _SentFileType):
                 key = (file.md5_digest, file.file_size, _SentFileType(file.type))
                 self._files[key] = (file.id, file.access_hash)
 
-    @staticmethod
-    def _peer_values(entity: Any, row: Row, existing: Peer | None) -> dict[str, Any]:
-        """Every field of the `Peer` that stores `entity` (whose Telethon row is `row`)."""
-        marked, access_hash, username, phone, name = row
-        bare, kind = from_dialog_id(marked)
-        peer_type = _peer_type(entity, kind, existing)
-        original = getattr(entity, "username", None)
-        if isinstance(original, str) and original.lower() == username:
-            username = original  # Telethon keeps it in lower case; we keep its case
-        first = last = title = None
-        if kind is PeerKind.USER:
-            if isinstance(entity, types.User):
-                first, last = entity.first_name, entity.last_name
-            if _join_names(first, last) != name:
-                first, last = name, None
-        else:
-            title = name
-        same_kind = existing is not None and existing.type.kind is kind
-        return {
-            "id": bare,
-            "type": peer_type,
-            "access_hash": None if kind is PeerKind.CHAT else access_hash,
-            "username": username,
-            "usernames": (username,) if username else (),
-            "first_name": first,
-            "last_name": last,
-            "title": title,
-            "phone_number": phone,
-            "is_bot": True if peer_type is PeerType.BOT else None,
-            "photo_id": existing.photo_id if same_kind and existing is not None else None,
-            "language": existing.language if same_kind and existing is not None else None,
-        }
-
-    def _remember(self, peer: Peer) -> None:
-        """Put `peer` in memory and its indexes; a username it carries is taken from any other peer."""
-        marked = peer.dialog_id
-        self._unindex(marked)
-        self._peers[marked] = peer
-        row = self._rows[marked] = entity_row(peer)
-        for name in peer.usernames:
-            key = name.lower()
-            owner = self._by_username.get(key)
-            if owner is not None and owner != marked:
-                self._take_username(owner, key)
-            self._by_username[key] = marked
-        _, _, _, phone, display = row
-        if phone:
-            self._by_phone.setdefault(phone, set()).add(marked)
-        if display:
-            self._by_name.setdefault(display, set()).add(marked)
-
-    def _unindex(self, marked: int) -> None:
-        peer, row = self._peers.get(marked), self._rows.get(marked)
-        if peer is None or row is None:
-            return
-        for name in peer.usernames:
-            if self._by_username.get(name.lower()) == marked:
-                del self._by_username[name.lower()]
-        _, _, _, phone, display = row
-        for index, key in ((self._by_phone, phone), (self._by_name, display)):
-            if key and marked in index.get(key, ()):
-                index[key].discard(marked)
-                if not index[key]:
-                    del index[key]
-
-    def _take_username(self, owner: int, key: str) -> None:
-        """`key` moved to another peer: drop it from `owner` (the database does the same on save)."""
-        peer = self._peers[owner]
-        primary = peer.username if peer.username and peer.username.lower() != key else None
-        kept = tuple(name for name in peer.usernames if name.lower() != key)
-        self._peers[owner] = replace(peer, username=primary, usernames=kept)
-        self._rows[owner] = entity_row(self._peers[owner])
-
     def _has(self, marked: int) -> bool:
-        return self._row.user_id is not None if marked == 0 else marked in self._rows
+        return self._row.user_id is not None if marked == 0 else self._entities.has(marked)
 
     def _pair(self, marked: int) -> tuple[int, int]:
         if marked == 0:
             assert self._row.user_id is not None
             return 0, self._row.user_id
-        return marked, self._rows[marked][1]
+        return marked, self._entities.access_hash(marked)
 
     def _first(self, ids: Iterable[int] | None) -> tuple[int, int] | None:
         """The entity with the lowest marked id, which is the one `SQLiteSession` finds first."""

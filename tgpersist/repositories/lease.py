@@ -5,16 +5,16 @@ Acquire, renew and the holder check compare `lease_expires` with the database se
 The holder also keeps a local deadline by its own monotonic clock (`lease_deadline`): past it the lease
 counts as lost whether or not the database can be reached. Every database call of acquire, renew and
 release is bounded by what is left of the lease.
+
+Taking a lease (and the polling of `wait=True`) lives in `lease_acquire`, the renewing heartbeat and
+the `on_lost` runner in `lease_heartbeat`; this module holds the lease and the repository's API.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
 import math
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -24,10 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tgpersist import metrics
 from tgpersist.database import JoinedDatabase
-from tgpersist.errors import DatabaseUnavailable, InvalidArgument, LeaseLost, SessionBusy
-from tgpersist.repositories.lease_deadline import LeaseDeadline, margin_for
-from tgpersist.repositories.lease_sql import Busy, LeaseStatements, as_datetime
+from tgpersist.errors import DatabaseUnavailable, InvalidArgument, LeaseLost
+from tgpersist.repositories.lease_acquire import MAX_POLL as MAX_POLL  # re-exported
+from tgpersist.repositories.lease_acquire import take_lease
+from tgpersist.repositories.lease_deadline import LeaseDeadline
+from tgpersist.repositories.lease_heartbeat import Heartbeat, call_on_lost
 from tgpersist.repositories.lease_sql import LeaseInfo as LeaseInfo  # re-exported: its home for callers
+from tgpersist.repositories.lease_sql import LeaseStatements, as_datetime
 from tgpersist.repositories.lease_sql import stored_expiry as stored_expiry  # re-exported
 from tgpersist.repositories.queue import default_owner
 from tgpersist.repositories.scope import Scope
@@ -44,13 +47,8 @@ DEFAULT_TTL = 30.0
 MIN_TTL = 0.1
 #: The heartbeat renews this many times per TTL, so two renewals may fail before the lease lapses.
 RENEWALS_PER_TTL = 3
-#: `wait=True` polls at most this far apart (sooner when the database says the lease ends sooner).
-MAX_POLL = 1.0
 #: Called with the lease once, when it is lost (taken over or run out); may be a coroutine function.
 OnLost = Callable[["SessionLease"], Any]
-
-# Heartbeat and on_lost tasks, kept here so that a running one is never garbage-collected mid-sleep.
-_background: set[asyncio.Task[None]] = set()
 
 
 def _seconds(field: str, value: Any, *, zero: bool = False) -> float:
@@ -87,8 +85,8 @@ class SessionLease:
         self._on_lost = on_lost
         self._lost = False
         self._released = False
-        self._task: asyncio.Task[None] | None = None
         self._deadline = LeaseDeadline(ttl, sent, self._ran_out)
+        self._heartbeat = Heartbeat(self, self._extra)
 
     @property
     def lost(self) -> bool:
@@ -149,7 +147,7 @@ class SessionLease:
         connect timeout (or what is left of the lease), the release is given up (WARNING) and the
         lease simply expires.
         """
-        await self._stop_heartbeat()
+        await self._heartbeat.stop()
         if self._released:
             return False
         lost = self.lost
@@ -222,74 +220,7 @@ class SessionLease:
         log.warning("lease on session %r lost: %s", self.name, why, extra=self._extra)
         metrics.add("tgpersist.lease.lost", session=self.name)
         if self._on_lost is not None:
-            _call_on_lost(self._on_lost, self)
-
-    # -- heartbeat ---------------------------------------------------------------------------------
-    def _start_heartbeat(self) -> None:
-        if self.heartbeat <= 0:
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._beat(), name=f"tgpersist lease heartbeat {self.name!r}"
-        )
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-        self._task = task
-
-    async def _stop_heartbeat(self) -> None:
-        task, self._task = self._task, None
-        if task is None or task is asyncio.current_task():
-            return
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
-
-    async def _beat(self) -> None:
-        # Renewals start `heartbeat` apart, however long each one waited for the database.
-        loop = asyncio.get_running_loop()
-        delay = self.heartbeat
-        while True:
-            await asyncio.sleep(delay)
-            if self.lost:
-                return
-            started = loop.time()
-            try:
-                await self.renew()
-            except LeaseLost:
-                return  # `_lose` has logged it and called on_lost
-            except Exception as error:  # a transient database error: try again sooner
-                if not isinstance(error, DatabaseUnavailable):
-                    log.warning(
-                        "renewing the lease on session %r failed: %s",
-                        self.name,
-                        type(error).__name__,
-                        extra=self._extra,
-                    )
-                delay = min(self.heartbeat, 1.0) / 2
-            else:
-                delay = max(0.0, self.heartbeat - (loop.time() - started))
-
-
-def _call_on_lost(callback: OnLost, lease: SessionLease) -> None:
-    """Run the `on_lost` callback now (a coroutine function: as a task started at once)."""
-    try:
-        result = callback(lease)
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(_await_on_lost(result, lease.name))
-            _background.add(task)
-            task.add_done_callback(_background.discard)
-    except Exception:
-        log.exception("the on_lost callback of the lease on session %r failed", lease.name)
-
-
-async def _await_on_lost(result: Awaitable[Any], name: str) -> None:
-    try:
-        await result
-    except Exception:
-        log.exception("the on_lost callback of the lease on session %r failed", name)
+            call_on_lost(self._on_lost, self)
 
 
 class SessionLeases:
@@ -327,15 +258,15 @@ class SessionLeases:
         if isinstance(self._scope.db, JoinedDatabase):
             raise InvalidArgument("session", "a lease needs the store's own engine, not a host's transaction")
 
-        token, expires, sent = await self._take(owner, ttl, wait, limit)
+        token, expires, sent = await take_lease(self._scope, owner, ttl, wait, limit)
         lease = SessionLease(self._scope, owner, token, expires, ttl, beat, on_lost, sent)
         log.info("lease on session %r acquired (ttl %gs)", lease.name, ttl, extra=lease._extra)
         if self._held is not None:
-            await self._held._stop_heartbeat()  # an earlier lease of ours, lost meanwhile
+            await self._held._heartbeat.stop()  # an earlier lease of ours, lost meanwhile
         self._held = lease
         self._scope.lease_token = token
         self._scope.lease = lease  # read through `Scope.held_token` (state kept in memory under it)
-        lease._start_heartbeat()
+        lease._heartbeat.start()
         metrics.add("tgpersist.lease.acquired", session=self._scope.name)
         return lease
 
@@ -382,57 +313,3 @@ class SessionLeases:
         held, self._held = self._held, None
         if held is not None:
             await held.release()
-
-    # -- acquisition ------------------------------------------------------------------------------
-    async def _take(
-        self, owner: str, ttl: float, wait: bool, limit: float | None
-    ) -> tuple[int, float, float]:
-        """(token, database expiry, monotonic time the winning attempt was sent); each attempt is
-        bounded by the local lifetime of the lease it would take (`DatabaseUnavailable` past that)."""
-        sql = LeaseStatements(self._scope)
-        acquire, current = sql.acquire(owner, ttl), sql.current()
-
-        async def attempt(conn: AsyncConnection) -> tuple[int, float] | Busy | None:
-            await self._scope.ensure_session(conn)
-            row = (await conn.execute(acquire)).first()
-            if row is not None:
-                return int(row.lease_token), float(row.lease_expires)
-            held = (await conn.execute(current)).first()
-            if held is None or held.lease_owner is None or held.left is None or held.left <= 0:
-                return None  # freed or deleted since the UPDATE looked (PostgreSQL): try again at once
-            return Busy(held.lease_owner, float(held.lease_expires), float(held.left))
-
-        loop = asyncio.get_running_loop()
-        deadline = None if limit is None else loop.time() + limit
-        polls = races = 0
-        db = self._scope.db
-        while True:
-            sent = LeaseDeadline.now()
-            try:
-                result = await db.run(attempt, write=True, timeout=ttl - margin_for(ttl))
-            except DatabaseUnavailable as error:
-                log.warning(
-                    "acquiring the lease on session %r failed: database at %s: %s",
-                    self._scope.name,
-                    db.where,
-                    error.problem,
-                    extra={"session": self._scope.name, "owner": owner, "token": None},
-                )
-                raise
-            self._scope.session_known = True
-            if isinstance(result, tuple):
-                return (*result, sent)
-            if result is None:
-                races += 1
-                await asyncio.sleep(0 if races < 5 else 0.01)
-                continue
-            remaining = None if deadline is None else deadline - loop.time()
-            if not wait or (remaining is not None and remaining <= 0):
-                raise SessionBusy(self._scope.name, result.owner, as_datetime(result.expires))
-            # Back off, but wake up when the database says the lease ends, and at the deadline.
-            delay = min(MAX_POLL, 0.05 * 2**polls) * random.uniform(0.75, 1.0)
-            delay = min(delay, result.left + 0.005)
-            if remaining is not None:
-                delay = min(delay, remaining)
-            polls += 1
-            await asyncio.sleep(max(delay, 0.005))
