@@ -97,20 +97,19 @@ class Database:
 
         return await self._retrying(once, timeout)
 
-    async def run_held(self, transaction: Callable[[], Awaitable[T]]) -> T:
+    async def run_held(self, transaction: Callable[[Attempt], Awaitable[T]]) -> T:
         """A write transaction that the caller runs itself (the group-commit writer: its own BEGIN and
         COMMIT on a SQLite connection it holds, or one statement in autocommit mode): in this
-        process's write turn, and re-run whole if retryable, as `run` does. The caller cannot tell
-        this layer when its COMMIT went out, so a connection lost meanwhile is never re-run blindly:
-        it is `DatabaseUnavailable(outcome_unknown=True)`."""
+        process's write turn, and re-run whole if retryable, as `run` does. The caller sets
+        `attempt.committing` once its COMMIT (or lone statement) may have gone out: a connection lost
+        before that is re-run on a new one, after it is `DatabaseUnavailable(outcome_unknown=True)`."""
         turns = self._turns or self._write_turns
 
         async def once(attempt: Attempt) -> T:
-            attempt.committing = True
             if turns is None:
-                return await transaction()
+                return await transaction(attempt)
             async with turns:
-                return await transaction()
+                return await transaction(attempt)
 
         return await self._retrying(once, None)
 

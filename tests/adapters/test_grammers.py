@@ -23,6 +23,19 @@ async def test_same_answers_as_sqlite_session_call_by_call_then_after_reopening(
     }
 
 
+async def test_a_lost_lease_drops_the_keys_from_memory_and_refuses_writes(db_url: str) -> None:
+    await test_same_answers_as_sqlite_session_call_by_call_then_after_reopening(db_url)  # stores keys
+    report = run_in("grammers", "tests.clients.grammers_session", db_url, "lost")
+    assert report == {
+        "had_key": True,
+        "logged": True,  # at ERROR, naming the owner
+        "key_not_logged": True,
+        "keys_dropped": [None, None, None],
+        "refused": True,
+        "unchanged": True,
+    }
+
+
 @pytest.mark.skipif(importlib.util.find_spec("grammers") is not None, reason="grammers is installed here")
 def test_without_grammers_the_import_names_the_extra() -> None:
     with pytest.raises(ImportError, match=r"pip install 'tgpersist\[grammers\]'"):

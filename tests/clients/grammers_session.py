@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,6 +28,7 @@ from grammers.sessions import (
 )
 from grammers.sessions.sqlite import PeerSubtype
 from grammers.tl import types as tl
+from sqlalchemy import text
 
 import tgpersist
 from tgpersist.adapters.grammers import GrammersSession
@@ -244,5 +246,44 @@ async def main(url: str) -> dict[str, Any]:
     }
 
 
+async def lost_lease(url: str) -> dict[str, Any]:
+    """The default lost-lease action: a stolen lease row, noticed by the next renewal."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("tgpersist.adapters.grammers").addHandler(handler)
+    async with await tgpersist.open_store(url) as store:
+        session = await GrammersSession.open(store, "grammers", owner="first", ttl=0.3)
+        had_key = (await session.dc_option(2)).auth_key == KEY2
+        async with store.engine.begin() as conn:  # another owner's token: the lease is stolen
+            await conn.execute(text("UPDATE tgpersist_sessions SET lease_token = lease_token + 100"))
+        for _ in range(100):
+            if session.lease is not None and session.lease.lost:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)
+        before = await store.account("grammers").dc_auth.list()
+        try:
+            await session.set_dc_option(DcOption(4, "127.0.0.9:443", None, KEY4))
+        except tgpersist.LeaseLost:
+            refused = True
+        else:
+            refused = False
+        after = await store.account("grammers").dc_auth.list()
+        errors = [r for r in records if r.levelno == logging.ERROR]
+        text_logged = " ".join(r.getMessage() for r in errors)
+        return {
+            "had_key": had_key,
+            "logged": bool(errors) and getattr(errors[0], "owner", None) == "first",
+            "key_not_logged": KEY2.hex() not in text_logged and repr(KEY2) not in text_logged,
+            "keys_dropped": [(await session.dc_option(dc)).auth_key for dc in (1, 2, 4)],
+            "refused": refused,
+            "unchanged": before == after,
+        }
+
+
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main(sys.argv[1])), default=repr))
+    if sys.argv[2:] == ["lost"]:
+        print(json.dumps(asyncio.run(lost_lease(sys.argv[1])), default=repr))
+    else:
+        print(json.dumps(asyncio.run(main(sys.argv[1])), default=repr))

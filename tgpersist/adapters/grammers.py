@@ -22,10 +22,16 @@ gigagroup); `peer()` takes `InputPeer*`/`Peer*` TL objects and a channel without
 account-wide state is set. Others: invalid values raise `InvalidArgument` before anything changes;
 after reopening, a channel cached without a kind reads back as a broadcast channel, a gigagroup as a
 megagroup, and one self user is kept (the lowest id, the one SqliteSession finds).
+
+Lost lease: with no `on_lost` of the caller's, it is logged at ERROR (session and owner, never the key)
+and every auth key is dropped from memory, so `dc_option` offers none and writes raise `LeaseLost`. Unlike
+Telethon's and Pyrogram's adapters it does not disconnect the client: a grammers `Client` is built
+around the session, which is never told of it.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -57,6 +63,9 @@ from tgpersist.store import Account, Store  # noqa: E402
 
 _KIND_OF_TYPE = {PeerType.CHANNEL: ChannelKind.Broadcast, PeerType.SUPERGROUP: ChannelKind.Megagroup}
 _TYPE_OF_KIND = {int(ChannelKind.Broadcast): PeerType.CHANNEL}
+
+
+log = logging.getLogger(__name__)
 
 
 class GrammersSession(GrammersBase):  # type: ignore[misc]
@@ -100,12 +109,17 @@ class GrammersSession(GrammersBase):  # type: ignore[misc]
         another owner holds the session). Once the lease is lost, every write raises `LeaseLost`.
         """
         account = store.account(name)
+        serving: list[GrammersSession] = []  # the lease is taken before the session exists
+        default_on_lost: OnLost = lambda lost: serving[0]._drop_auth_keys(lost) if serving else None  # noqa: E731
         held = (
-            await account.session.acquire(owner=owner, ttl=ttl, wait=wait, timeout=timeout, on_lost=on_lost)
+            await account.session.acquire(
+                owner=owner, ttl=ttl, wait=wait, timeout=timeout, on_lost=on_lost or default_on_lost
+            )
             if lease
             else None
         )
         session = cls(store, account, held)
+        serving.append(session)
         try:
             await session._load()
         except BaseException:
@@ -127,6 +141,18 @@ class GrammersSession(GrammersBase):  # type: ignore[misc]
             self._self_ids.add(self._row.user_id)
         self._state = await account.updates.load_state()
         self._channels = {c.channel_id: c.pts for c in await account.updates.list_channels()}
+
+    def _drop_auth_keys(self, lease: SessionLease) -> None:
+        """The default `on_lost`: log at ERROR and forget every auth key, so `dc_option` offers none
+        (writes already refuse with `LeaseLost`). The grammers client is not disconnected: the session
+        object never learns which client uses it."""
+        log.error(
+            "lease on session %r lost: dropping its auth keys from memory",
+            lease.name,
+            extra={"session": lease.name, "owner": lease.owner, "token": lease.token},
+        )
+        self._dcs.clear()
+        self._row = replace(self._row, auth_key=None)
 
     @property
     def lease(self) -> SessionLease | None:

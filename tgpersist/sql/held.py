@@ -17,12 +17,14 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tgpersist.sql import engines
 from tgpersist.sql.files import check_file_unchanged
 from tgpersist.sql.pinned import PinnedConnection, sqlite_error
 from tgpersist.sql.reads import CompiledRead
+from tgpersist.sql.watchdog import Attempt
 
 T = TypeVar("T")
 
@@ -66,24 +68,30 @@ class HeldSqlite(Executor):
     def __init__(self, engine: AsyncEngine) -> None:
         self._pinned = PinnedConnection(engine)
         self._engine = engine.sync_engine
+        self._dialect = engine.dialect
         self._names = itertools.count()
 
-    async def transaction(self, body: Callable[[Executor], Awaitable[T]], *, statements: int = 2) -> T:
+    async def transaction(
+        self, body: Callable[[Executor], Awaitable[T]], attempt: Attempt, *, statements: int = 2
+    ) -> T:
         """`body(self)` between `BEGIN IMMEDIATE` and `COMMIT`; rolled back if anything fails.
+        `attempt.committing` is set while the COMMIT (or the lone statement) may have reached SQLite.
 
         Speed trick: a body of one statement (`statements=1`) runs without BEGIN and COMMIT, as
         SQLite's own implicit transaction, atomic and durable by itself: one thread hop instead of
         three (measured: about a third of a lone `remember`'s time). Lock waits are SQLite's busy
         timeout, as for BEGIN IMMEDIATE; a stale-snapshot "database is locked" is re-run by the caller.
+
+        A closed connection (see `_call`) is dropped, so the caller's re-run gets a fresh one.
         """
         check_file_unchanged(self._engine)  # held outside the pool: no checkout runs this check
         driver = self._pinned.driver or await self._open()
         if statements == 1:
-            return await body(_OneStatement(self))
+            return await body(_OneStatement(self, attempt))
         await self.raw("BEGIN IMMEDIATE", ())
         try:
             result = await body(self)
-            await self._call(driver.commit(), "COMMIT", ())
+            await self.final(driver.commit, "COMMIT", (), attempt)
         except BaseException:
             if self._pinned.driver is not None:
                 with contextlib.suppress(Exception):
@@ -92,16 +100,53 @@ class HeldSqlite(Executor):
         return result
 
     async def raw(self, sql: str, params: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
-        return await self._call(self._pinned.driver.execute_fetchall(sql, params), sql, params)  # type: ignore[no-any-return]
+        driver = self._pinned.driver
+        if driver is None:  # dropped as closed by an earlier statement of this transaction
+            raise self._closed(sql, params, sqlite3.OperationalError("no active connection"))
+        return await self._call(lambda: driver.execute_fetchall(sql, params), sql, params)  # type: ignore[no-any-return]
 
-    async def _call(self, call: Awaitable[Any], sql: str, params: tuple[Any, ...]) -> Any:
+    async def final(
+        self, call: Callable[[], Awaitable[Any]], sql: str, params: tuple[Any, ...], attempt: Attempt
+    ) -> Any:
+        """The call that ends the transaction (COMMIT, or a lone statement): from here on a lost
+        connection leaves its outcome unknown, unless the connection was found closed, which
+        aiosqlite and sqlite3 report before they run anything."""
+        attempt.committing = True
         try:
-            return await call
-        except sqlite3.Error as error:
-            raise sqlite_error(sql, params, error) from error
-        except ValueError:  # aiosqlite's "Connection closed": take a fresh one next time
-            await self._pinned.close(invalidate=True)
+            return await self._call(call, sql, params)
+        except DBAPIError as error:
+            if error.connection_invalidated:
+                attempt.committing = False
             raise
+
+    async def _call(self, call: Callable[[], Awaitable[Any]], sql: str, params: tuple[Any, ...]) -> Any:
+        """`call()`, a driver call running `sql`; its errors as SQLAlchemy's.
+
+        A closed connection (aiosqlite's `ValueError("Connection closed")` or "no active connection",
+        raised before the call is queued; sqlite3's "Cannot operate on a closed database") becomes a
+        `DBAPIError` with `connection_invalidated` set, as SQLAlchemy's own aiosqlite adapter reports it:
+        `Database.run_held` then re-runs the transaction on a fresh connection (closing a SQLite
+        connection rolls back its open transaction) or raises `DatabaseUnavailable`."""
+        try:
+            return await call()
+        except ValueError as error:
+            failure: sqlite3.Error = sqlite3.OperationalError(str(error))  # as SQLAlchemy's adapter does
+            if not self._is_closed(failure):
+                raise
+        except sqlite3.Error as error:
+            if not self._is_closed(error):
+                raise sqlite_error(sql, params, error) from error
+            failure = error
+        await self._pinned.close(invalidate=True)
+        raise self._closed(sql, params, failure)
+
+    def _is_closed(self, error: sqlite3.Error) -> bool:
+        """Whether `error` says the connection is closed, in SQLAlchemy's aiosqlite dialect's words."""
+        return self._dialect.is_disconnect(error, None, None)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _closed(sql: str, params: tuple[Any, ...], error: sqlite3.Error) -> DBAPIError:
+        return sqlite_error(sql, params, error, connection_invalidated=True)
 
     @contextlib.asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -124,6 +169,11 @@ class HeldSqlite(Executor):
             self._pinned.info[engines.FOREIGN_KEYS] = True
         return driver
 
+    @property
+    def driver(self) -> Any:
+        """The held aiosqlite connection; None until the next transaction opens one."""
+        return self._pinned.driver
+
     async def close(self) -> None:
         """Give the held connection back to the pool."""
         await self._pinned.close()
@@ -132,15 +182,20 @@ class HeldSqlite(Executor):
 class _OneStatement(Executor):
     """The held connection in autocommit mode, for a body that promised to run one statement."""
 
-    def __init__(self, held: HeldSqlite) -> None:
+    def __init__(self, held: HeldSqlite, attempt: Attempt) -> None:
         self._held = held
+        self._attempt = attempt
         self._sent = False
 
     async def raw(self, sql: str, params: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
         if self._sent:
             raise AssertionError("a second statement outside a transaction")
         self._sent = True
-        return await self._held.raw(sql, params)
+        driver = self._held.driver
+        if driver is None:
+            return await self._held.raw(sql, params)  # the closed-connection error
+        statement = lambda: driver.execute_fetchall(sql, params)  # noqa: E731
+        return await self._held.final(statement, sql, params, self._attempt)  # type: ignore[no-any-return]
 
     def savepoint(self) -> contextlib.AbstractAsyncContextManager[None]:
         raise AssertionError("no savepoint outside a transaction")

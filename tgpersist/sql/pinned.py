@@ -39,7 +39,11 @@ class PinnedConnection:
 
     async def close(self, *, invalidate: bool = False) -> None:
         """Give the connection back to the pool (dropping it from the pool if it broke)."""
-        conn, self._conn, self.driver = self._conn, None, None
+        conn, driver, self._conn, self.driver = self._conn, self.driver, None, None
+        if invalidate and getattr(driver, "_running", True) is False:
+            # aiosqlite's worker thread was stopped (its sqlite3 connection closed with it): its
+            # close() would queue work for that thread and wait forever, so it is told none is left.
+            driver._connection = None
         if conn is not None:
             with contextlib.suppress(Exception):
                 if invalidate:
@@ -47,8 +51,13 @@ class PinnedConnection:
                 await conn.close()
 
 
-def sqlite_error(sql: str, params: tuple[Any, ...], error: sqlite3.Error) -> DBAPIError:
-    """A driver error as SQLAlchemy raises it (so retry and missing-parent checks read it alike)."""
-    wrapped = DBAPIError.instance(sql, params, error, sqlite3.Error, hide_parameters=True)
+def sqlite_error(
+    sql: str, params: tuple[Any, ...], error: sqlite3.Error, *, connection_invalidated: bool = False
+) -> DBAPIError:
+    """A driver error as SQLAlchemy raises it (so retry, missing-parent and lost-connection checks
+    read it alike); `connection_invalidated`: the connection was found closed and dropped."""
+    wrapped = DBAPIError.instance(
+        sql, params, error, sqlite3.Error, hide_parameters=True, connection_invalidated=connection_invalidated
+    )
     assert isinstance(wrapped, DBAPIError)  # a driver error always becomes one
     return wrapped

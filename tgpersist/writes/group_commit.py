@@ -5,7 +5,8 @@ transaction at once (no timer). Each call still gets its own answer, fails on it
 once its transaction committed:
 
 - the whole batch runs in one transaction (`Database.run`, or `Database.run_held` on the SQLite
-  connection the writer holds), re-run whole on a serialisation failure, deadlock or busy database;
+  connection the writer holds), re-run whole on a serialisation failure, deadlock or busy database,
+  and on a fresh connection when the held one was found closed (or lost) before COMMIT went out;
 - if it fails otherwise, it runs once more with every call in a SAVEPOINT of its own, so that a bad
   call fails alone and its neighbours commit;
 - a fenced call (lease token) runs only while the session row carries its token, else `LeaseLost`.
@@ -31,6 +32,7 @@ from tgpersist.models import Models
 from tgpersist.sql import engines, errors, statements
 from tgpersist.sql.held import ConnectionExecutor, Executor, HeldSqlite
 from tgpersist.sql.reads import CompiledRead
+from tgpersist.sql.watchdog import Attempt
 from tgpersist.writes.kind import Account, Call, Kind
 
 log = logging.getLogger(__name__)
@@ -217,8 +219,9 @@ class GroupCommit:
             # One statement is its own transaction: one round trip instead of BEGIN, it, COMMIT.
             autocommit = self._autocommit
 
-            async def lone_statement() -> list[Any]:
+            async def lone_statement(attempt: Attempt) -> list[Any]:
                 async with autocommit.connect() as conn:
+                    attempt.committing = True  # the statement is its own COMMIT
                     return await body(ConnectionExecutor(conn))  # type: ignore[no-any-return]
 
             return await self._db.run_held(lone_statement)
@@ -228,7 +231,7 @@ class GroupCommit:
                 return await body(ConnectionExecutor(conn))  # type: ignore[no-any-return]
 
             return await self._db.run(work, write=True)
-        return await self._db.run_held(lambda: held.transaction(body, statements=statements))
+        return await self._db.run_held(lambda attempt: held.transaction(body, attempt, statements=statements))
 
     async def _body(self, ex: Executor, batch: Sequence[Call[Any, Any]], isolate: bool) -> list[Any]:
         outcomes: list[Any] = [None] * len(batch)
