@@ -1,6 +1,7 @@
 """Group commit on SQLite when the aiosqlite connection the writer holds is closed under it: the batch
 runs again on a fresh connection (nothing stored twice, one True per dedup key), or its callers get
-`DatabaseUnavailable` with no driver error behind it; never a raw `ValueError`."""
+`DatabaseUnavailable` with no driver error behind it; never a raw `ValueError`. The single-statement
+reader's held connection likewise."""
 
 from __future__ import annotations
 
@@ -130,3 +131,54 @@ async def test_a_connection_closed_on_every_try_is_unavailable_with_nothing_stor
         # The database came back: the same calls commit once, each key won by its caller.
         assert await asyncio.gather(*(updates.remember(f"u{i}") for i in range(8))) == [True] * 8
     assert stored_keys(path) == sorted({"warm-up", *(f"u{i}" for i in range(8))})
+
+
+def reader_driver(store: tgpersist.Store) -> Any:
+    """The aiosqlite connection the store's single-statement reader holds (None until its first read)."""
+    reader = store._db._reader
+    assert reader is not None  # a SQLite file store reads on a held connection
+    return reader._pinned.driver
+
+
+@pytest.mark.parametrize("how", ["closed", "thread stopped"])
+async def test_a_reader_connection_closed_under_it_is_replaced_and_the_read_answers(
+    tmp_path: Path, how: str
+) -> None:
+    path = tmp_path / "reader.db"
+    async with await tgpersist.open_store(f"sqlite+aiosqlite:///{path}") as store:
+        updates = store.account("bot").updates
+        assert await updates.remember("kept") is True
+        assert await updates.seen("kept") is True  # the reader's connection is open from here on
+        old = reader_driver(store)
+        if how == "closed":
+            await old.close()
+        else:
+            old.stop()
+            await asyncio.sleep(0.05)
+        assert await updates.seen("kept") is True
+        assert await updates.seen("never") is False
+        assert reader_driver(store) is not old
+
+
+async def test_a_reader_whose_every_connection_is_closed_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "reader-unavailable.db"
+    async with await tgpersist.open_store(f"sqlite+aiosqlite:///{path}") as store:
+        updates = store.account("bot").updates
+        assert await updates.remember("kept") is True
+        assert await updates.seen("kept") is True
+        await reader_driver(store).close()
+
+        def close_at_checkout(dbapi_conn: Any, *_: Any) -> None:
+            dbapi_conn.driver_connection.stop()
+
+        engine = store.engine.sync_engine
+        event.listen(engine, "checkout", close_at_checkout)
+        try:
+            with pytest.raises(DatabaseUnavailable) as caught:
+                await updates.seen("kept")
+        finally:
+            event.remove(engine, "checkout", close_at_checkout)
+        error = caught.value
+        assert not error.outcome_unknown and error.host == str(path)
+        assert error.__cause__ is None and error.__context__ is None
+        assert await updates.seen("kept") is True  # back once connections stay open

@@ -68,7 +68,6 @@ class HeldSqlite(Executor):
     def __init__(self, engine: AsyncEngine) -> None:
         self._pinned = PinnedConnection(engine)
         self._engine = engine.sync_engine
-        self._dialect = engine.dialect
         self._names = itertools.count()
 
     async def transaction(
@@ -82,7 +81,8 @@ class HeldSqlite(Executor):
         three (measured: about a third of a lone `remember`'s time). Lock waits are SQLite's busy
         timeout, as for BEGIN IMMEDIATE; a stale-snapshot "database is locked" is re-run by the caller.
 
-        A closed connection (see `_call`) is dropped, so the caller's re-run gets a fresh one.
+        A closed connection (see `PinnedConnection.call`) is dropped, so the caller's re-run gets a
+        fresh one.
         """
         check_file_unchanged(self._engine)  # held outside the pool: no checkout runs this check
         driver = self._pinned.driver or await self._open()
@@ -120,29 +120,7 @@ class HeldSqlite(Executor):
             raise
 
     async def _call(self, call: Callable[[], Awaitable[Any]], sql: str, params: tuple[Any, ...]) -> Any:
-        """`call()`, a driver call running `sql`; its errors as SQLAlchemy's.
-
-        A closed connection (aiosqlite's `ValueError("Connection closed")` or "no active connection",
-        raised before the call is queued; sqlite3's "Cannot operate on a closed database") becomes a
-        `DBAPIError` with `connection_invalidated` set, as SQLAlchemy's own aiosqlite adapter reports it:
-        `Database.run_held` then re-runs the transaction on a fresh connection (closing a SQLite
-        connection rolls back its open transaction) or raises `DatabaseUnavailable`."""
-        try:
-            return await call()
-        except ValueError as error:
-            failure: sqlite3.Error = sqlite3.OperationalError(str(error))  # as SQLAlchemy's adapter does
-            if not self._is_closed(failure):
-                raise
-        except sqlite3.Error as error:
-            if not self._is_closed(error):
-                raise sqlite_error(sql, params, error) from error
-            failure = error
-        await self._pinned.close(invalidate=True)
-        raise self._closed(sql, params, failure)
-
-    def _is_closed(self, error: sqlite3.Error) -> bool:
-        """Whether `error` says the connection is closed, in SQLAlchemy's aiosqlite dialect's words."""
-        return self._dialect.is_disconnect(error, None, None)  # type: ignore[arg-type]
+        return await self._pinned.call(call, sql, params)
 
     @staticmethod
     def _closed(sql: str, params: tuple[Any, ...], error: sqlite3.Error) -> DBAPIError:

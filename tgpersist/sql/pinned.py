@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -36,6 +37,31 @@ class PinnedConnection:
                     raise
                 self._conn = conn
             return self.driver
+
+    async def call(self, call: Callable[[], Awaitable[Any]], sql: str, params: tuple[Any, ...]) -> Any:
+        """`call()`, a driver call running `sql` on the held connection; its errors as SQLAlchemy's.
+
+        A closed connection (aiosqlite's `ValueError("Connection closed")` or "no active connection",
+        raised before the call is queued; sqlite3's "Cannot operate on a closed database") is dropped
+        and becomes a `DBAPIError` with `connection_invalidated` set, as SQLAlchemy's own aiosqlite
+        adapter reports it: `Database` then re-runs the unit on a fresh connection (closing a SQLite
+        connection rolls back its open transaction) or raises `DatabaseUnavailable`."""
+        try:
+            return await call()
+        except ValueError as error:
+            failure: sqlite3.Error = sqlite3.OperationalError(str(error))  # as SQLAlchemy's adapter does
+            if not self.is_closed(failure):
+                raise
+        except sqlite3.Error as error:
+            if not self.is_closed(error):
+                raise sqlite_error(sql, params, error) from error
+            failure = error
+        await self.close(invalidate=True)
+        raise sqlite_error(sql, params, failure, connection_invalidated=True)
+
+    def is_closed(self, error: sqlite3.Error) -> bool:
+        """Whether `error` says the connection is closed, in SQLAlchemy's aiosqlite dialect's words."""
+        return self._engine.dialect.is_disconnect(error, None, None)  # type: ignore[arg-type]
 
     async def close(self, *, invalidate: bool = False) -> None:
         """Give the connection back to the pool (dropping it from the pool if it broke)."""

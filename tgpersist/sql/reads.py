@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -14,7 +13,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from tgpersist.sql import pooler_settings
 from tgpersist.sql.engines import single_connection
-from tgpersist.sql.pinned import PinnedConnection, sqlite_error
+from tgpersist.sql.pinned import PinnedConnection
 
 
 class CompiledRead:
@@ -91,17 +90,10 @@ class _SqliteReader(Reader):
         self._pinned = PinnedConnection(engine)
 
     async def fetch(self, sql: str, params: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
-        for attempt in (1, 2):
-            driver = self._pinned.driver or await self._pinned.open()
-            try:
-                return await driver.execute_fetchall(sql, params)  # type: ignore[no-any-return]
-            except sqlite3.Error as error:
-                raise sqlite_error(sql, params, error) from error
-            except ValueError:  # "Connection closed" under us: drop it from the pool, reconnect once
-                await self._pinned.close(invalidate=True)
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        # A connection closed under us is dropped and reported as lost: `Database.fetch` re-runs the
+        # read on a fresh one, then raises `DatabaseUnavailable`.
+        driver = self._pinned.driver or await self._pinned.open()
+        return await self._pinned.call(lambda: driver.execute_fetchall(sql, params), sql, params)  # type: ignore[no-any-return]
 
     async def close(self) -> None:
         await self._pinned.close()
