@@ -102,8 +102,10 @@ class HeldSqlite(Executor):
     async def raw(self, sql: str, params: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
         driver = self._pinned.driver
         if driver is None:  # dropped as closed by an earlier statement of this transaction
-            raise self._closed(sql, params, sqlite3.OperationalError("no active connection"))
-        return await self._call(lambda: driver.execute_fetchall(sql, params), sql, params)  # type: ignore[no-any-return]
+            raise sqlite_error(
+                sql, params, sqlite3.OperationalError("no active connection"), connection_invalidated=True
+            )
+        return await self._pinned.call(lambda: driver.execute_fetchall(sql, params), sql, params)  # type: ignore[no-any-return]
 
     async def final(
         self, call: Callable[[], Awaitable[Any]], sql: str, params: tuple[Any, ...], attempt: Attempt
@@ -113,18 +115,11 @@ class HeldSqlite(Executor):
         aiosqlite and sqlite3 report before they run anything."""
         attempt.committing = True
         try:
-            return await self._call(call, sql, params)
+            return await self._pinned.call(call, sql, params)
         except DBAPIError as error:
             if error.connection_invalidated:
                 attempt.committing = False
             raise
-
-    async def _call(self, call: Callable[[], Awaitable[Any]], sql: str, params: tuple[Any, ...]) -> Any:
-        return await self._pinned.call(call, sql, params)
-
-    @staticmethod
-    def _closed(sql: str, params: tuple[Any, ...], error: sqlite3.Error) -> DBAPIError:
-        return sqlite_error(sql, params, error, connection_invalidated=True)
 
     @contextlib.asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
