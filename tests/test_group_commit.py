@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -251,13 +251,13 @@ async def test_a_session_deleted_elsewhere_is_created_again_by_the_next_batch(
 
 
 async def _statements_of(store: tgpersist.Store, backend: str, run: Any) -> list[str]:
-    """The SQL statements the writer sent while `run()` ran (the held SQLite connection is traced by
-    sqlite3 itself, PostgreSQL's connections by the engine)."""
+    """The SQL statements the writer sent while `run()` ran on the connection it holds (traced by
+    sqlite3 itself, or by asyncpg's query logger)."""
     sent: list[str] = []
+    held = store.writer._held
+    assert held is not None
+    driver = held._pinned.driver or await held._pinned.open()
     if backend == "sqlite":
-        held = store.writer._held
-        assert held is not None
-        driver = held._pinned.driver or await held._open()
         await driver.set_trace_callback(sent.append)
         try:
             await run()
@@ -265,15 +265,14 @@ async def _statements_of(store: tgpersist.Store, backend: str, run: Any) -> list
             await driver.set_trace_callback(None)
     else:
 
-        def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-            sent.append(statement)
+        def record(query: Any) -> None:
+            sent.append(query.query)
 
-        sync_engine = store.engine.sync_engine
-        event.listen(sync_engine, "before_cursor_execute", record)
+        driver.add_query_logger(record)
         try:
             await run()
         finally:
-            event.remove(sync_engine, "before_cursor_execute", record)
+            driver.remove_query_logger(record)
     return sent
 
 

@@ -72,3 +72,15 @@ def test_an_engine_of_ones_own_pool_class_keeps_it() -> None:
     assert isinstance(engine.sync_engine.pool, NullPool)
     with pytest.raises(TypeError):  # SQLAlchemy refuses pool sizes for a pool class without them
         tgpersist.create_engine("postgresql+asyncpg://u@127.0.0.1:1/db", poolclass=NullPool, pool_size=3)
+
+
+async def test_a_pool_of_two_keeps_the_writer_from_holding_a_connection(backend: str, db_url: str) -> None:
+    """The group-commit writer holds a connection of its own only if the pool has three or more (the
+    SQLite reader holds one too); with fewer, every batch checks one out and gives it back."""
+    async with await tgpersist.open_store(db_url, pool_size=2, max_overflow=0) as store:
+        assert store.writer._held is None
+        opened, peak = await _hammer(store)
+        assert peak <= 2 and opened <= 2
+    async with await tgpersist.open_store(db_url) as store:
+        assert store.writer._held is not None
+        assert engines.pool_capacity(store.engine) == engines.POOL_SIZE

@@ -31,6 +31,10 @@ async def test_options_travel_inside_each_transaction(pooled: PooledDatabases) -
     async with await tgpersist.open_store(url) as store:
         await store.account("a").session.save(Session("a", dc_id=2))
         assert await store.account("a").session.load() is not None
+        # Small writes too: the group-commit writer holds no connection and sends no lone statements
+        # outside a transaction, so that the settings travel with every batch.
+        assert store.writer._held is None
+        assert await store.account("a").updates.remember("k") is True
         for _ in range(5):  # whichever server connection each transaction lands on
             assert await settings(store) == ("250ms", "4s", "tg-pooled")
         async with store.engine.begin() as conn:

@@ -169,6 +169,19 @@ def configure_engine(engine: AsyncEngine) -> None:
     add_filter(logging.getLogger("aiosqlite"), HiddenArguments)
 
 
+def pool_capacity(engine: AsyncEngine) -> int | None:
+    """How many connections `engine`'s pool hands out at most (`pool_size` + `max_overflow`); None
+    for no limit (e.g. `NullPool`, or a negative `max_overflow`)."""
+    pool = engine.sync_engine.pool
+    if isinstance(pool, StaticPool):
+        return 1
+    size = getattr(pool, "size", None)
+    overflow = getattr(pool, "_max_overflow", None)  # QueuePool's; it has no public reader
+    if not callable(size) or not isinstance(overflow, int) or overflow < 0:
+        return None
+    return int(size()) + overflow
+
+
 def single_connection(engine: AsyncEngine) -> bool:
     """Whether every checkout shares one connection (in-memory SQLite), so transactions must not overlap."""
     return isinstance(engine.sync_engine.pool, StaticPool)

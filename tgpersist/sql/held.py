@@ -61,14 +61,35 @@ class ConnectionExecutor(Executor):
             yield
 
 
-class HeldSqlite(Executor):
+class RawTransaction(Executor):
+    """An executor that sends its own transaction control (BEGIN, SAVEPOINT, COMMIT) as SQL text."""
+
+    _names = itertools.count()
+
+    async def control(self, sql: str) -> None:
+        """A statement without parameters or rows (BEGIN, SAVEPOINT, RELEASE, ...)."""
+        await self.raw(sql, ())
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        name = f"tgpersist_sp{next(self._names)}"
+        await self.control(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            await self.control(f"ROLLBACK TO {name}")
+            await self.control(f"RELEASE {name}")
+            raise
+        await self.control(f"RELEASE {name}")
+
+
+class HeldSqlite(RawTransaction):
     """One pool connection of a SQLite file engine, held open for write transactions sent as raw
     aiosqlite calls: `BEGIN IMMEDIATE`, each statement as one `execute_fetchall`, `COMMIT`."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._pinned = PinnedConnection(engine)
         self._engine = engine.sync_engine
-        self._names = itertools.count()
 
     async def transaction(
         self, body: Callable[[Executor], Awaitable[T]], attempt: Attempt, *, statements: int = 2
@@ -87,7 +108,7 @@ class HeldSqlite(Executor):
         check_file_unchanged(self._engine)  # held outside the pool: no checkout runs this check
         driver = self._pinned.driver or await self._open()
         if statements == 1:
-            return await body(_OneStatement(self, attempt))
+            return await body(LoneStatement(lambda sql, params: self._lone(sql, params, attempt)))
         await self.raw("BEGIN IMMEDIATE", ())
         try:
             result = await body(self)
@@ -121,18 +142,6 @@ class HeldSqlite(Executor):
                 attempt.committing = False
             raise
 
-    @contextlib.asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        name = f"tgpersist_sp{next(self._names)}"
-        await self.raw(f"SAVEPOINT {name}", ())
-        try:
-            yield
-        except BaseException:
-            await self.raw(f"ROLLBACK TO {name}", ())
-            await self.raw(f"RELEASE {name}", ())
-            raise
-        await self.raw(f"RELEASE {name}", ())
-
     async def _open(self) -> Any:
         """The driver connection, with foreign keys on: our raw BEGIN skips the engine's begin hook,
         which would switch them back on after a migration left them off on this pool connection."""
@@ -141,6 +150,13 @@ class HeldSqlite(Executor):
             await self.raw("PRAGMA foreign_keys = ON", ())
             self._pinned.info[engines.FOREIGN_KEYS] = True
         return driver
+
+    async def _lone(self, sql: str, params: tuple[Any, ...], attempt: Attempt) -> Sequence[Sequence[Any]]:
+        driver = self._pinned.driver
+        if driver is None:
+            return await self.raw(sql, params)  # the closed-connection error
+        statement = lambda: driver.execute_fetchall(sql, params)  # noqa: E731
+        return await self.final(statement, sql, params, attempt)  # type: ignore[no-any-return]
 
     @property
     def driver(self) -> Any:
@@ -152,23 +168,19 @@ class HeldSqlite(Executor):
         await self._pinned.close()
 
 
-class _OneStatement(Executor):
-    """The held connection in autocommit mode, for a body that promised to run one statement."""
+class LoneStatement(Executor):
+    """A held connection outside a transaction, for a body that promised to run one statement:
+    `send(sql, params)` runs it as its own transaction (and marks the attempt as committing)."""
 
-    def __init__(self, held: HeldSqlite, attempt: Attempt) -> None:
-        self._held = held
-        self._attempt = attempt
+    def __init__(self, send: Callable[[str, tuple[Any, ...]], Awaitable[Sequence[Sequence[Any]]]]) -> None:
+        self._send = send
         self._sent = False
 
     async def raw(self, sql: str, params: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
         if self._sent:
             raise AssertionError("a second statement outside a transaction")
         self._sent = True
-        driver = self._held.driver
-        if driver is None:
-            return await self._held.raw(sql, params)  # the closed-connection error
-        statement = lambda: driver.execute_fetchall(sql, params)  # noqa: E731
-        return await self._held.final(statement, sql, params, self._attempt)  # type: ignore[no-any-return]
+        return await self._send(sql, params)
 
     def savepoint(self) -> contextlib.AbstractAsyncContextManager[None]:
         raise AssertionError("no savepoint outside a transaction")

@@ -20,6 +20,8 @@ class PinnedConnection:
         self._engine = engine
         self._conn: AsyncConnection | None = None
         self.driver: Any = None  # None until `open`, and again after `close`
+        #: SQLAlchemy's DB-API adapter around `driver` (it translates the driver's errors).
+        self.adapted: Any = None
         #: The pool record's `info` of the held connection (what the engine's hooks noted about it).
         self.info: dict[Any, Any] = {}
         self._opening = asyncio.Lock()
@@ -31,7 +33,8 @@ class PinnedConnection:
                 conn = await self._engine.connect()
                 try:
                     raw = await conn.get_raw_connection()
-                    self.driver, self.info = raw.driver_connection, raw.info
+                    self.driver, self.adapted = raw.driver_connection, raw.dbapi_connection
+                    self.info = raw.info
                 except BaseException:
                     await conn.close()
                     raise
@@ -65,7 +68,7 @@ class PinnedConnection:
 
     async def close(self, *, invalidate: bool = False) -> None:
         """Give the connection back to the pool (dropping it from the pool if it broke)."""
-        conn, driver, self._conn, self.driver = self._conn, self.driver, None, None
+        conn, driver, self._conn, self.driver, self.adapted = self._conn, self.driver, None, None, None
         if invalidate and getattr(driver, "_running", True) is False:
             # aiosqlite's worker thread was stopped (its sqlite3 connection closed with it): its
             # close() would queue work for that thread and wait forever, so it is told none is left.

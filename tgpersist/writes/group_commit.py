@@ -29,10 +29,10 @@ from tgpersist.clock import utcnow
 from tgpersist.database import Database
 from tgpersist.errors import ConstraintViolation, DatabaseUnavailable, LeaseLost
 from tgpersist.models import Models
-from tgpersist.sql import engines, errors, statements
+from tgpersist.sql import engines, errors, pooler_settings, statements
 from tgpersist.sql.held import ConnectionExecutor, Executor, HeldSqlite
+from tgpersist.sql.held_postgres import HeldPostgres
 from tgpersist.sql.reads import CompiledRead
-from tgpersist.sql.watchdog import Attempt
 from tgpersist.writes.kind import Account, Call, Kind
 
 log = logging.getLogger(__name__)
@@ -74,16 +74,8 @@ class GroupCommit:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._sessions = _Sessions(db.models, db)
-        # SQLite file: one connection held for writes, transactions sent as raw driver calls.
-        self._held = (
-            HeldSqlite(db.engine)
-            if db.dialect == "sqlite" and not engines.single_connection(db.engine)
-            else None
-        )
-        # PostgreSQL: a batch of one statement runs on an AUTOCOMMIT connection.
-        self._autocommit = (
-            db.engine.execution_options(isolation_level="AUTOCOMMIT") if db.dialect == "postgresql" else None
-        )
+        # One connection held for writes, transactions sent as raw driver calls (see `held_writer`).
+        self._held = held_writer(db)
         self._pending: list[Call[Any, Any]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._leading = False  # a lone caller is committing its own call
@@ -215,16 +207,6 @@ class GroupCommit:
 
     async def _run(self, body: Callable[[Executor], Any], alone: bool, statements: int) -> list[Any]:
         held = self._held
-        if statements == 1 and not alone and self._autocommit is not None:
-            # One statement is its own transaction: one round trip instead of BEGIN, it, COMMIT.
-            autocommit = self._autocommit
-
-            async def lone_statement(attempt: Attempt) -> list[Any]:
-                async with autocommit.connect() as conn:
-                    attempt.committing = True  # the statement is its own COMMIT
-                    return await body(ConnectionExecutor(conn))  # type: ignore[no-any-return]
-
-            return await self._db.run_held(lone_statement)
         if held is None or alone:
 
             async def work(conn: AsyncConnection) -> list[Any]:
@@ -289,6 +271,19 @@ class GroupCommit:
         now = utcnow()
         for name in sorted(names):
             await ex.rows(self._sessions.create, {"name": name, "now": now})
+
+
+def held_writer(db: Database) -> HeldSqlite | HeldPostgres | None:
+    """The connection the writer holds: none for in-memory SQLite (one shared connection), with
+    per-transaction settings (they travel in a transaction of the engine's), or when the pool has
+    fewer than three connections (the writer and the SQLite reader hold one each; one stays free)."""
+    engine = db.engine
+    if engines.single_connection(engine) or pooler_settings.settings_of(engine):
+        return None
+    capacity = engines.pool_capacity(engine)
+    if capacity is not None and capacity < 3:
+        return None
+    return HeldSqlite(engine) if db.dialect == "sqlite" else HeldPostgres(engine)
 
 
 def _statements(batch: Sequence[Call[Any, Any]]) -> int:
