@@ -32,6 +32,7 @@ class Remember(Kind[tuple[str, timedelta], bool]):
     RETURNING`: a key comes back only for the row inserted (or taken over once expired), so exactly
     one caller of a key, in any process, is told it is new. Repeats of a key in one batch are not."""
 
+    commutes = True
     creates_rows = True
     row_columns = ("s", "k", "e")
 
@@ -71,6 +72,7 @@ class Remember(Kind[tuple[str, timedelta], bool]):
 class Forget(Kind[str, bool]):
     """All pending `forget(key)` of an account in one `DELETE ... WHERE key IN (...) RETURNING`."""
 
+    commutes = True
     row_columns = ("k",)
 
     def rows_statement(self, rows: int) -> UpdateBase:

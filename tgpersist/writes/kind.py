@@ -59,6 +59,9 @@ class Kind(abc.ABC, Generic[A, R]):
 
     #: Whether the rows it writes need the account's session row to exist (inserts do; deletes don't).
     creates_rows = False
+    #: Whether two batches of it may commit at once (PostgreSQL's two lanes): its calls answer the
+    #: same whatever batch commits first, and it locks its rows in key order.
+    commutes = False
 
     def __init__(self, table: Table, sa_dialect: Dialect) -> None:
         self.table = table

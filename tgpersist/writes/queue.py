@@ -71,6 +71,7 @@ class Ack(Kind[list[str], list[str]]):
     """All pending acks of an account in one `DELETE ... WHERE id IN (...) RETURNING id`; an id goes
     to the first call of the batch that acked it."""
 
+    commutes = True
     row_columns = ("i",)
 
     def rows_statement(self, rows: int) -> Any:
