@@ -18,6 +18,7 @@ from typing import Any
 import tgpersist
 from tests.test_contention import ACCOUNT, prepare, run_workers
 from tgpersist import Peer, PeerType
+from tgpersist.repositories.peers import takeover
 from tgpersist.sql import errors
 
 PROCESSES = 4
@@ -54,12 +55,34 @@ async def churn(index: int, barrier: Barrier, url: str) -> dict[str, Any]:
     return {"timings": timings, "deadlocks": errors.RETRIED["40P01"], "retried": dict(errors.RETRIED)}
 
 
+async def churn_escalating(index: int, barrier: Barrier, url: str) -> dict[str, Any]:
+    """`churn`, but odd-numbered processes lock the whole account for every batch after their first
+    (as after a contended one: `takeover.CONTENDED_SECONDS`), so that both lock protocols meet."""
+    if index % 2:
+        takeover.CONTENDED_SECONDS = -1.0
+    result = await churn(index, barrier, url)
+    result["escalated"] = index % 2 == 1
+    return result
+
+
 async def test_four_processes_moving_usernames_meet_no_deadlock_and_end_consistent(
     backend: str, db_url: str, tmp_path: Path
 ) -> None:
     await prepare(db_url)
-    results = await run_workers(tmp_path, PROCESSES, churn, db_url)
+    await check_churn(backend, db_url, await run_workers(tmp_path, PROCESSES, churn, db_url))
 
+
+async def test_item_locks_and_whole_account_locks_together_meet_no_deadlock(
+    backend: str, db_url: str, tmp_path: Path
+) -> None:
+    await prepare(db_url)
+    results = await run_workers(tmp_path, PROCESSES, churn_escalating, db_url)
+    assert [r["escalated"] for r in results] == [False, True, False, True]
+    await check_churn(backend, db_url, results)
+
+
+async def check_churn(backend: str, db_url: str, results: list[dict[str, Any]]) -> None:
+    """No deadlock retried (PostgreSQL), and a final state that the batches' commit order explains."""
     if backend == "postgresql":
         assert [r["deadlocks"] for r in results] == [0] * PROCESSES, [r["retried"] for r in results]
     timings = {tag: tuple(span) for r in results for tag, span in r["timings"].items()}
