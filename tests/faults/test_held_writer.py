@@ -116,3 +116,19 @@ async def test_a_lone_statement_cut_in_flight_is_outcome_unknown_and_clean(
         proxy.restore()
         async with asyncio.timeout(GUARD):
             assert await updates.remember("after") is True  # on a new connection
+
+
+async def test_the_writer_waits_for_a_full_pool_no_longer_than_the_connect_timeout(pg_url: str) -> None:
+    async with await tgpersist.open_store(pg_url, pool_size=4, max_overflow=0, connect_timeout=0.5) as store:
+        taken = [await store.engine.connect() for _ in range(4)]  # every connection of the pool
+        try:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(DatabaseUnavailable) as caught:
+                await asyncio.wait_for(store.account("bot").updates.remember("k"), GUARD)
+            assert asyncio.get_running_loop().time() - started < 5  # not the pool's own 30 s
+            assert caught.value.problem == "no connection within 0.5s" and not caught.value.outcome_unknown
+            assert caught.value.__cause__ is None and caught.value.__context__ is None
+        finally:
+            for conn in taken:
+                await conn.close()
+        assert await store.account("bot").updates.remember("k") is True  # a connection is free again

@@ -10,6 +10,7 @@ retries, lost connections and refused rows are told apart as on any other connec
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -28,8 +29,10 @@ class HeldPostgres(RawTransaction):
     """One pool connection of a PostgreSQL engine, held for the writer's transactions (READ COMMITTED,
     the server's default, unless the engine was created with another `isolation_level`)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, connect_timeout: float | None = None) -> None:
         self._pinned = PinnedConnection(engine)
+        #: Bounds taking a connection (a full pool's wait included), as for every checkout of ours.
+        self._connect_timeout = connect_timeout
         sync = engine.sync_engine
         self._error_base: type[Exception] = sync.dialect.loaded_dbapi.Error
         self._hide_parameters = sync.hide_parameters
@@ -47,7 +50,8 @@ class HeldPostgres(RawTransaction):
         if driver is not None and (driver.is_closed() or driver.is_in_transaction()):
             await self._drop()  # closed while idle, or left inside a transaction by a cancelled batch
         if self._pinned.driver is None:
-            await self._pinned.open()
+            async with asyncio.timeout(attempt.connect_limit(self._connect_timeout)):
+                await self._pinned.open()
             self._adapted = self._pinned.adapted  # kept after a drop: it translates the last errors
         if statements == 1:
             return await body(LoneStatement(lambda sql, params: self._lone(sql, params, attempt)))

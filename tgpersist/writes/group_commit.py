@@ -334,7 +334,8 @@ def held_writers(db: Database) -> list[HeldSqlite | HeldPostgres | None]:
         return [None]
     if db.dialect == "sqlite":
         return [HeldSqlite(engine)]
-    return [HeldPostgres(engine) for _ in range(1 if capacity is not None and capacity < 4 else 2)]
+    lanes = 1 if capacity is not None and capacity < 4 else 2
+    return [HeldPostgres(engine, db.connect_timeout) for _ in range(lanes)]
 
 
 def _commutes(call: Call[Any, Any]) -> bool:
