@@ -319,9 +319,11 @@ async def test_explicit_tokens_fence_writes_for_callers_that_manage_them(
 
 # -- heartbeat -------------------------------------------------------------------------------------
 async def test_heartbeat_keeps_the_lease_past_its_ttl(store: tgpersist.Store, other: tgpersist.Store) -> None:
-    lease = await store.account(NAME).session.acquire(owner="a", ttl=1.5, heartbeat=0.25)
+    # A TTL of 3 s: the release at the end gets what is left of it (at least ~2.7 s), enough for a
+    # loaded CI machine's SQLite file (a 1.5 s TTL once left it 1.1 s, and that was too little).
+    lease = await store.account(NAME).session.acquire(owner="a", ttl=3, heartbeat=0.25)
     first_expiry = lease.expires_at
-    await asyncio.sleep(2.0)  # longer than the TTL: only renewals keep it
+    await asyncio.sleep(3.5)  # longer than the TTL: only renewals keep it
     assert not lease.lost
     assert lease.expires_at > first_expiry
     with pytest.raises(SessionBusy):
