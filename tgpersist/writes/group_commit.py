@@ -158,11 +158,11 @@ class GroupCommit:
                     await asyncio.sleep(0)
                     if not self._pending:
                         return
-                batch = self._take(lane)
-                if batch is None:
+                taken = self._take(lane)
+                if taken is None:
                     return  # the lanes still busy take what is pending when they are done
+                batch, commutes = taken
                 if batch:
-                    commutes = all(_commutes(call) for call in batch)
                     self._busy[lane] = commutes
                     try:
                         await self._commit(batch, lane=lane)
@@ -171,9 +171,10 @@ class GroupCommit:
         finally:
             del self._flushers[lane]
 
-    def _take(self, lane: int) -> list[Call[Any, Any]] | None:
-        """The next batch for `lane`: every pending call, or half of them when another lane is free to
-        commit the other half at the same time (calls that commute only); None when `lane` must wait.
+    def _take(self, lane: int) -> tuple[list[Call[Any, Any]], bool] | None:
+        """The next batch for `lane` and whether all its calls commute: every pending call, or half of
+        them when another lane is free to commit the other half at the same time (calls that commute
+        only); None when `lane` must wait.
 
         Speed trick (PostgreSQL, two lanes): while one batch executes on the server, the callers of
         the other are answered and gather for the next, so the client's and the server's work
@@ -188,11 +189,11 @@ class GroupCommit:
         free = [other for other in range(len(self._lanes)) if other != lane and other not in self._flushers]
         if self._busy or not free or not commutes or len(pending) < 2:
             self._pending = []
-            return pending
+            return pending, commutes
         half = (len(pending) + 1) // 2
         self._pending = pending[half:]
         self._start_flusher(free[0])
-        return pending[:half]
+        return pending[:half], commutes
 
     async def _commit(self, batch: list[Call[Any, Any]], *, alone: bool = False, lane: int = 0) -> None:
         """Commit `batch` (on `lane`), then answer every call (or fail it with its own error)."""
