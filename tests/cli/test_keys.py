@@ -135,10 +135,8 @@ async def test_rotate_accepts_several_old_keys_and_plaintext_rows(
         "keys",
         "rotate",
         "--yes",
-        "--old",
-        f"{KEY_B.export()},{KEY_A.export()}",
-        "--new",
-        third.export(),
+        f"--old={KEY_B.export()},{KEY_A.export()}",
+        f"--new={third.export()}",  # a random key may start with "-": as its own argument, an option
         "--url",
         db_url,
     )

@@ -16,6 +16,8 @@ from tgpersist.cli.common import EXIT_CODES
 from tgpersist.encryption import EncryptionKey
 
 KEY = EncryptionKey.generate().export()
+# A random key starts with "-" one time in 64 (URL-safe base64): as its own argument argparse would
+# read it as an option, so keys are passed as `--key=KEY`, as the README tells users to.
 
 #: Every command that must not create a database: reads, and writes that only change existing rows.
 NEVER_CREATE = [
@@ -34,9 +36,9 @@ NEVER_CREATE = [
     ("queue", "purge", "alice", "--dead", "--yes"),
     ("session", "delete", "alice", "--yes"),
     ("db", "downgrade", "base", "--yes"),
-    ("keys", "encrypt", "--key", KEY, "--yes"),
-    ("keys", "decrypt", "--key", KEY, "--yes"),
-    ("keys", "rotate", "--old", KEY, "--new", KEY, "--yes"),
+    ("keys", "encrypt", f"--key={KEY}", "--yes"),
+    ("keys", "decrypt", f"--key={KEY}", "--yes"),
+    ("keys", "rotate", f"--old={KEY}", f"--new={KEY}", "--yes"),
 ]
 
 
@@ -85,7 +87,7 @@ DESTRUCTIVE = [
     (("queue", "purge", "alice", "--dead"), "will delete the 1 dead letters of alice"),
     (("queue", "purge", "alice", "--all"), "will delete all 5 queued updates of alice"),
     (("db", "downgrade", "base"), "this DROPS every tgpersist table, with the 2 sessions"),
-    (("keys", "encrypt", "--key", KEY), "will encrypt (with key id"),
+    (("keys", "encrypt", f"--key={KEY}"), "will encrypt (with key id"),
 ]
 
 
