@@ -63,6 +63,16 @@ async def pg_url(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterato
     await dbs.drop_all()
 
 
+async def _until_listening(store: tgpersist.Store) -> None:
+    """Wait (up to 10 s) for the store's listener: the first waiter opens it after its first look, and
+    on a loaded machine that connection can take longer than `_waiting`'s pause."""
+    for _ in range(200):
+        if store._db.wakeups.listening:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the listener did not come up within 10 s")
+
+
 async def _admin(url: str) -> asyncpg.Connection:
     return await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
 
@@ -77,7 +87,7 @@ async def test_a_waiting_claim_returns_soon_after_another_process_enqueues(backe
             assert await asyncio.to_thread(ready.wait, 60)
             task = await _waiting(store)
             if backend == "postgresql":
-                assert store._db.wakeups.listening
+                await _until_listening(store)
             started = time.monotonic()
             go.set()
             claimed = await asyncio.wait_for(task, LONG + 5)
@@ -132,6 +142,7 @@ async def test_a_killed_listener_falls_back_to_polling_then_listens_again(pg_url
     ):
         wakeups = waiter._db.wakeups
         task = await _waiting(waiter)
+        await _until_listening(waiter)
         pid = wakeups.listener_pid
         assert pid is not None
         admin = await _admin(pg_url)
