@@ -136,13 +136,29 @@ async def test_rotate_accepts_several_old_keys_and_plaintext_rows(
         "rotate",
         "--yes",
         f"--old={KEY_B.export()},{KEY_A.export()}",
-        f"--new={third.export()}",  # a random key may start with "-": as its own argument, an option
+        f"--new={third.export()}",
         "--url",
         db_url,
     )
     assert (status, out) == (0, f"re-encrypted 4 auth keys with key id {third.key_id}\n")
     assert await cli(capsys, "keys", "status", "--url", db_url) == (0, f"key id {third.key_id}: 4\n", "")
     assert await readable_with(db_url, third)
+
+
+async def test_a_key_that_starts_with_a_dash_is_the_value_of_its_option(
+    capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    dash = EncryptionKey.from_bytes(b"\xf8" + bytes(range(31)))  # top six bits 62: "-" in URL-safe base64
+    assert dash.export().startswith("-")
+    await filled(db_url, SECRET_A)
+    status, out, _ = await cli(
+        capsys, "keys", "rotate", "--yes", "--old", KEY_A.export(), "--new", dash.export(), "--url", db_url
+    )
+    assert (status, out) == (0, f"re-encrypted 4 auth keys with key id {dash.key_id}\n")
+    assert await readable_with(db_url, dash)
+    status, out, _ = await cli(capsys, "keys", "decrypt", "--key", dash.export(), "--yes", "--url", db_url)
+    assert (status, out) == (0, "decrypted 4 auth keys: they are stored in plaintext now\n")
+    assert await readable_with(db_url, None)
 
 
 async def test_rotate_with_a_wrong_old_key_fails_and_writes_nothing(

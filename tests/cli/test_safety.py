@@ -16,8 +16,7 @@ from tgpersist.cli.common import EXIT_CODES
 from tgpersist.encryption import EncryptionKey
 
 KEY = EncryptionKey.generate().export()
-# A random key starts with "-" one time in 64 (URL-safe base64): as its own argument argparse would
-# read it as an option, so keys are passed as `--key=KEY`, as the README tells users to.
+# Keys go as `--key=KEY` here; tests/cli/test_keys.py covers a key as the next argument, "-" first.
 
 #: Every command that must not create a database: reads, and writes that only change existing rows.
 NEVER_CREATE = [

@@ -33,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(keys.attach_key_values(sys.argv[1:] if argv is None else argv))
     try:
         result = asyncio.run(args.handler(args))
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from tgpersist.cli.output import emit_json
 from tgpersist.encryption import ENV_VAR, EncryptionKey, KeyRing
 from tgpersist.sql import engines
 
+#: The options whose value is a key. A key's text may start with "-" (URL-safe base64: one key in 64),
+#: which argparse reads as an option of its own; `attach_key_values` joins each to its value first.
+KEY_OPTIONS = frozenset({"--key", "--old", "--new"})
 _KEY_HELP = f"the key as text, or @FILE to read it from a file (default: ${ENV_VAR})"
 
 
@@ -53,6 +57,20 @@ def register(sub: Any) -> None:
     add_yes(decrypt)
     add_url(decrypt)
     decrypt.set_defaults(handler=decrypt_keys)
+
+
+def attach_key_values(argv: Sequence[str]) -> list[str]:
+    """`keys ... --new -abc` read as `--new=-abc`: a key option always takes the next argument as its
+    value, whatever it starts with (as getopt does for an option with a required argument)."""
+    args = list(argv)
+    if not args or args[0] != "keys":
+        return args
+    joined: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        value = next(rest, None) if arg in KEY_OPTIONS else None
+        joined.append(arg if value is None else f"{arg}={value}")
+    return joined
 
 
 def read_key(value: str | None, option: str) -> KeyRing:
