@@ -24,6 +24,7 @@ from tgpersist.errors import DatabaseUnavailable
 from tgpersist.models import Models
 from tgpersist.peer_cache import PeerCaches
 from tgpersist.sql import engines, errors, notify, reads
+from tgpersist.sql.server_clock import ServerClock
 from tgpersist.sql.watchdog import Attempt, Watchdog
 
 T = TypeVar("T")
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: How many times a unit whose connection died before COMMIT is re-run on a new connection.
 RECONNECTS = 2
+#: Seconds a background sample of the database clock may take in all.
+CLOCK_SAMPLE_TIMEOUT = 10.0
 
 #: The databases whose turn (see `Database.run`) the running unit of work holds.
 _taking_turns: ContextVar[frozenset[Database]] = ContextVar("tgpersist_taking_turns", default=frozenset())
@@ -71,6 +74,11 @@ class Database:
         self.host_session: AsyncSession | None = None
         #: What wakes this database's queue waiters (`claim(..., wait=)`): enqueues, NOTIFY.
         self.wakeups = notify.Wakeups(engine, models.table(models.DurableUpdate).name)
+        #: "Now" for what rows mean (availability, leases, expiry): the server's clock on PostgreSQL.
+        self.clock = ServerClock(self._sample_clock if self.dialect == "postgresql" else None)
+
+    async def _sample_clock(self, sample: Work[None]) -> None:
+        await self.run(sample, write=False, timeout=CLOCK_SAMPLE_TIMEOUT)
 
     async def run(self, work: Work[T], *, write: bool, timeout: float | None = None) -> T:  # noqa: ASYNC109
         """`work` in one transaction (`BEGIN IMMEDIATE` on SQLite when `write`), re-run whole if retryable.
@@ -128,6 +136,8 @@ class Database:
             await conn.execution_options(**{engines.BUSY_TIMEOUT: left})
         try:
             async with Watchdog(conn, attempt), conn.begin():
+                if not self.clock.sampled:  # a store's first unit of work samples the clock
+                    await self.clock.sample(conn)
                 result = await work(conn)
                 attempt.committing = True
             return result
@@ -237,6 +247,7 @@ class Database:
         """Give back the connections held for single-statement reads and for LISTEN (the engine
         itself stays open)."""
         try:
+            await self.clock.close()
             await self.wakeups.close()
         finally:
             if self._reader is not None:
@@ -257,6 +268,7 @@ class JoinedDatabase(Database):
         self._reader = None  # reads must see the host's transaction
         self.peer_caches = base.peer_caches
         self.wakeups = base.wakeups
+        self.clock = base.clock
 
     async def run(self, work: Work[T], *, write: bool, timeout: float | None = None) -> T:  # noqa: ASYNC109
         """`work` in the host's transaction (`timeout` is the host's business: its session, its limits).

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from sqlalchemy import Table, delete
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tgpersist.clock import utcnow
 from tgpersist.database import Database
 
 
@@ -29,7 +28,7 @@ class Pruned:
 
 async def _delete_expired(db: Database, table: Table) -> int:
     async def work(conn: AsyncConnection) -> int:
-        stmt = delete(table).where(table.c.expires_at <= utcnow())
+        stmt = delete(table).where(table.c.expires_at <= db.clock.now())
         return (await conn.execute(stmt)).rowcount
 
     return await db.run(work, write=True)

@@ -9,7 +9,6 @@ from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tgpersist.clock import utcnow
 from tgpersist.domain import Conversation
 from tgpersist.domain.conversation import decode_data, encode_data
 from tgpersist.errors import InvalidArgument
@@ -37,7 +36,7 @@ class ConversationRepository:
                 "conversation", f"expected a Conversation, got {type(conversation).__name__}"
             )
         kind, data = encode_data(conversation.data)
-        now = utcnow()
+        now = self._scope.now()
         values: dict[str, Any] = {
             "session_name": self._scope.name,
             "chat_id": conversation.chat_id,
@@ -97,7 +96,7 @@ class ConversationRepository:
     async def prune(self) -> int:
         """Delete this account's expired conversations; returns how many."""
         t = self._table
-        stmt = delete(t).where(t.c.session_name == self._scope.name, t.c.expires_at <= utcnow())
+        stmt = delete(t).where(t.c.session_name == self._scope.name, t.c.expires_at <= self._scope.now())
 
         async def work(conn: AsyncConnection) -> int:
             return (await conn.execute(stmt)).rowcount
@@ -121,7 +120,7 @@ class ConversationRepository:
 
     def _alive(self) -> ColumnElement[bool]:
         expires = self._table.c.expires_at
-        return or_(expires.is_(None), expires > utcnow())
+        return or_(expires.is_(None), expires > self._scope.now())
 
     @staticmethod
     def _to_domain(row: Row[Any]) -> Conversation:

@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tgpersist.clock import utcnow
 from tgpersist.domain import DcAuth
 from tgpersist.encryption import KeyLocation
 from tgpersist.errors import InvalidArgument
@@ -29,7 +28,7 @@ class DcAuthRepository:
         if not isinstance(entry, DcAuth):
             raise InvalidArgument("entry", f"expected a DcAuth, got {type(entry).__name__}")
         values: dict[str, Any] = {name: getattr(entry, name) for name in FIELDS}
-        values.update(session_name=self._scope.name, updated_at=utcnow())
+        values.update(session_name=self._scope.name, updated_at=self._scope.now())
         where = self._where(entry.dc_id, entry.media_only)
         values["auth_key"], values["auth_key_id"] = self._scope.cipher.seal(entry.auth_key, where)
         keys = ["session_name", "dc_id", "media_only"]

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tgpersist.clock import utcnow
 from tgpersist.database import Database
 from tgpersist.domain.stats import QueueCounts, SessionSummary
 from tgpersist.errors import UnreadableRow
@@ -22,7 +21,7 @@ async def queue_stats(db: Database) -> dict[str, QueueCounts]:
     """Every session's queue by state (sessions with an empty queue too), by session name."""
     sessions = db.models.table(db.models.Session)
     queue = db.models.table(db.models.DurableUpdate)
-    now = utcnow()
+    now = db.clock.now()
     counts = counts_select(queue, now).subquery()
     stmt = (
         select(sessions.c.name, *(c for c in counts.c if c.name != "session_name"))
@@ -42,7 +41,7 @@ async def session_summaries(db: Database) -> list[SessionSummary]:
     models = db.models
     sessions, peers = models.table(models.Session), models.table(models.Peer)
     queue = models.table(models.DurableUpdate)
-    now = utcnow()
+    now = db.clock.now()
     counts = counts_select(queue, now).subquery()
     peer_counts = (
         select(peers.c.session_name, func.count().label("peers")).group_by(peers.c.session_name).subquery()

@@ -34,7 +34,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import case
 
 from tgpersist import metrics
-from tgpersist.clock import utcnow
 from tgpersist.domain import DurableUpdate, UpdateStatus
 from tgpersist.domain.updates import MAX_ERROR
 from tgpersist.errors import InvalidArgument
@@ -119,7 +118,7 @@ class DurableQueue(QueueAdmin):
         self, updates: Iterable[DurableUpdate | bytes], *, delay: float | timedelta | None = None
     ) -> int:
         """Store several updates in one transaction; returns how many were new."""
-        now = utcnow()
+        now = self._scope.now()
         available = now if delay is None else now + _seconds("delay", delay, 0)
         rows: dict[str, tuple[Any, ...]] = {}
         name, pending = self._scope.name, UpdateStatus.PENDING.value
@@ -169,7 +168,7 @@ class DurableQueue(QueueAdmin):
 
         async def work(conn: AsyncConnection) -> list[Row[Any]]:
             # `now` is taken per attempt: a retried transaction must not hand out a shorter lease.
-            now = utcnow()
+            now = self._scope.now()
             claimed: list[Row[Any]] = []
             died.clear()
             while len(claimed) < limit:
@@ -339,8 +338,3 @@ class DurableQueue(QueueAdmin):
         values = {c: getattr(row, c) for c in COLUMNS}
         values["status"] = UpdateStatus(values["status"])
         return DurableUpdate(**values)
-
-
-def is_leased(update: DurableUpdate, now: datetime | None = None) -> bool:
-    """Whether a worker currently holds `update`."""
-    return update.lease_expires_at is not None and update.lease_expires_at > (now or utcnow())

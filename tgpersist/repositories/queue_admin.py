@@ -15,7 +15,6 @@ from sqlalchemy import Table, and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tgpersist import metrics
-from tgpersist.clock import utcnow
 from tgpersist.domain import UpdateStatus
 from tgpersist.domain.stats import QueueCounts
 from tgpersist.repositories.scope import Scope
@@ -81,7 +80,7 @@ class QueueAdmin:
 
     async def counts(self) -> QueueCounts:
         """This account's queue by state (see `QueueCounts`); `pending` and `dead` as before."""
-        now = utcnow()
+        now = self._scope.now()
         stmt = counts_select(self._queue, now).where(self._queue.c.session_name == self._scope.name)
 
         async def work(conn: AsyncConnection) -> QueueCounts:
@@ -97,7 +96,7 @@ class QueueAdmin:
         queue = self._queue
 
         async def work(conn: AsyncConnection) -> list[str]:
-            now = utcnow()
+            now = self._scope.now()
             done: list[str] = []
             for start in range(0, len(ids), CHUNK):
                 chunk = ids[start : start + CHUNK]
@@ -111,7 +110,7 @@ class QueueAdmin:
         """Make every dead letter of this account available now with a fresh attempt count; how many."""
 
         async def work(conn: AsyncConnection) -> int:
-            stmt = self._requeue(utcnow(), self._queue.c.status == UpdateStatus.DEAD.value)
+            stmt = self._requeue(self._scope.now(), self._queue.c.status == UpdateStatus.DEAD.value)
             return (await conn.execute(stmt)).rowcount
 
         return await self._scope.db.run(work, write=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tgpersist.clock import utcnow
 from tgpersist.database import Database, Work
 from tgpersist.encryption import AuthKeyCipher
 from tgpersist.errors import ConstraintViolation, LeaseLost
@@ -71,6 +71,10 @@ class Scope:
         if lease is None or lease.lost or lease.released or lease.token != self.lease_token:
             return None
         return lease.token
+
+    def now(self) -> datetime:
+        """What time it is for stored rows: the database's clock (see `tgpersist.sql.server_clock`)."""
+        return self.db.clock.now()
 
     @property
     def models(self) -> Models:
@@ -153,7 +157,7 @@ class Scope:
 
     async def ensure_session(self, conn: AsyncConnection) -> None:
         sessions = self.table(self.models.Session)
-        now = utcnow()
+        now = self.now()
         stmt = statements.insert_ignore(sessions, self.dialect, ["name"]).values(
             name=self.name, test_mode=False, created_at=now, updated_at=now
         )

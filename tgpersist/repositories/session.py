@@ -9,7 +9,6 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tgpersist import metrics, peer_cache
-from tgpersist.clock import utcnow
 from tgpersist.domain import Session
 from tgpersist.encryption import KeyLocation
 from tgpersist.errors import InvalidArgument
@@ -55,7 +54,7 @@ class SessionRepository(SessionLeases):
             raise InvalidArgument("session", f"expected a Session, got {type(session).__name__}")
         if session.name != self._scope.name:
             raise InvalidArgument("name", f"{session.name!r} is not this account's name {self._scope.name!r}")
-        now = utcnow()
+        now = self._scope.now()
         values: dict[str, Any] = {name: getattr(session, name) for name in FIELDS}
         values.update(name=session.name, created_at=now, updated_at=now)
         values["auth_key"], values["auth_key_id"] = self._scope.cipher.seal(session.auth_key, self._where)

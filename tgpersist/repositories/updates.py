@@ -10,7 +10,6 @@ from sqlalchemy import BigInteger, String, bindparam, delete, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tgpersist import metrics
-from tgpersist.clock import utcnow
 from tgpersist.domain import ChannelState, UpdateState
 from tgpersist.errors import InvalidArgument, LeaseLost
 from tgpersist.hot_state import HotState
@@ -222,7 +221,7 @@ class UpdateRepository(DurableQueue):
     async def seen(self, key: str) -> bool:
         """Whether `key` is remembered and not yet expired."""
         check_text("key", key, MAX_NAME, empty=False)
-        values = {"session_name": self._scope.name, "key": key, "now": utcnow()}
+        values = {"session_name": self._scope.name, "key": key, "now": self._scope.now()}
         return bool(await self._scope.db.fetch(self._read_seen, values))
 
     async def forget(self, key: str) -> bool:
@@ -232,7 +231,7 @@ class UpdateRepository(DurableQueue):
     async def prune(self) -> int:
         """Delete this account's expired dedup keys; returns how many."""
         t = self._dedup
-        stmt = delete(t).where(t.c.session_name == self._scope.name, t.c.expires_at <= utcnow())
+        stmt = delete(t).where(t.c.session_name == self._scope.name, t.c.expires_at <= self._scope.now())
 
         async def work(conn: AsyncConnection) -> int:
             return (await conn.execute(stmt)).rowcount

@@ -18,7 +18,6 @@ from datetime import timedelta
 from sqlalchemy import String, bindparam, func, select
 from sqlalchemy.sql import Select
 
-from tgpersist.clock import utcnow
 from tgpersist.domain import DurableUpdate, UpdateStatus
 from tgpersist.repositories.scope import Scope
 from tgpersist.sql import reads
@@ -71,4 +70,4 @@ class QueueWaiter:
         """Seconds until the earliest pending update is available (<= 0: now); None if none."""
         rows = await self._scope.db.fetch(self._next_available, {"session_name": self._scope.name})
         soonest = rows[0][0] if rows else None
-        return None if soonest is None else (soonest - utcnow()).total_seconds()
+        return None if soonest is None else (soonest - self._scope.now()).total_seconds()

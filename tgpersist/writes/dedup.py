@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import String, bindparam, delete
 from sqlalchemy.sql.dml import UpdateBase
 
-from tgpersist.clock import utcnow
 from tgpersist.sql import statements
 from tgpersist.sql.held import Executor
 from tgpersist.writes.kind import Call, Kind, chunks, first_per_key
@@ -59,7 +58,7 @@ class Remember(Kind[tuple[str, timedelta], bool]):
         return True
 
     async def apply(self, ex: Executor, calls: Sequence[RememberCall]) -> list[bool]:
-        now = utcnow()  # per attempt: a re-run transaction judges expiry afresh
+        now = calls[0].scope.now()  # per attempt: a re-run transaction judges expiry afresh
         first = first_per_key(calls, _key)
         rows = [(c.scope.name, c.args[0], now + c.args[1]) for c in (calls[i] for i in first.values())]
         new: set[Any] = set()

@@ -27,7 +27,6 @@ from sqlalchemy import String, bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tgpersist.clock import utcnow
 from tgpersist.database import Database
 from tgpersist.errors import ConstraintViolation, DatabaseUnavailable, LeaseLost
 from tgpersist.models import Models
@@ -313,7 +312,7 @@ class GroupCommit:
             for c in calls
             if c.kind.creates_rows and c.fence is None and not c.scope.session_known
         }
-        now = utcnow()
+        now = self._db.clock.now()
         for name in sorted(names):
             await ex.rows(self._sessions.create, {"name": name, "now": now})
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Table
@@ -35,10 +36,13 @@ CHUNK_PARAMETERS = 2000
 
 
 class Account(Protocol):
-    """What a call needs of its account's `Scope`: the session name, and whether its row is known."""
+    """What a call needs of its account's `Scope`: the session name, whether its row is known, and
+    the database's time (`now`)."""
 
     name: str
     session_known: bool
+
+    def now(self) -> datetime: ...
 
 
 @dataclass(eq=False, slots=True)

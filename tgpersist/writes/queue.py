@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Integer, String, bindparam, delete, literal, select, update
 
-from tgpersist.clock import utcnow
 from tgpersist.domain import UpdateStatus
 from tgpersist.sql import statements
 from tgpersist.sql.held import Executor
@@ -145,7 +144,7 @@ class Fail(_Leased[tuple[bool, int | None]]):
         answers: list[tuple[bool, int | None]] = []
         for call in calls:
             update_id, owner, message, explicit, backoff, max_attempts = call.args
-            now = utcnow()
+            now = call.scope.now()
             values: dict[str, Any] = {"s": call.scope.name, "i": update_id, "o": owner, "now": now}
             owned = owner is not None
             read = self.compiled(("read", owned), functools.partial(self._read, owned))
@@ -191,7 +190,7 @@ class ExtendLease(_Leased[bool]):
         answers = []
         for call in calls:
             update_id, owner, length = call.args
-            now = utcnow()
+            now = call.scope.now()
             values = {"s": call.scope.name, "i": update_id, "o": owner, "now": now, "at": now}
             values["until"] = now + length
             answers.append(bool(await ex.rows(statement, values)))

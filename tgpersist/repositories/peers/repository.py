@@ -23,7 +23,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tgpersist import metrics
-from tgpersist.clock import utcnow
 from tgpersist.domain import Peer, PeerType
 from tgpersist.domain.peer import from_dialog_id, to_dialog_id
 from tgpersist.errors import InvalidArgument
@@ -76,7 +75,7 @@ class PeerRepository:
         if not batch:
             return 0
         name = self._scope.name
-        now = utcnow()
+        now = self._scope.now()
         stamp = statements.driver_value(self._sql.stamp, now, self._dialect)
         rows = Batch.of(name, batch)
         sql = self._sql
