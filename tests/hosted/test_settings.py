@@ -69,3 +69,14 @@ async def test_a_unix_socket_directory_in_the_host_parameter(postgres_server: st
     async with await tgpersist.open_store(url) as store, store.engine.connect() as conn:
         over = (await conn.exec_driver_sql("SELECT inet_client_addr() IS NULL")).scalar_one()
     assert over is True  # no client address: a Unix socket, not TCP
+
+
+async def test_pooler_mode_sets_no_session_settings(pooled: PooledDatabases) -> None:
+    """The idle-transaction timeout and keepalives that direct connections start with (see
+    `tgpersist.sql.session_settings`) would stay on a server connection another client gets next."""
+    async with await tgpersist.open_store(await pooled.new()) as store:
+        assert await store.account("a").updates.remember("k") is True
+        for _ in range(3):
+            async with store.engine.begin() as conn:
+                shown = await conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout")
+                assert shown.scalar_one() == "0"

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from tgpersist.errors import DatabaseUnavailable, UnsupportedDatabase
-from tgpersist.sql import pooler_settings, urls
+from tgpersist.sql import pooler_settings, session_settings, urls
 from tgpersist.sql.files import guard_sqlite_file
 from tgpersist.sql.redaction import ENGINE_LOGGER, LOGGING_NAME, HiddenArguments, HiddenRows, add_filter
 
@@ -102,6 +102,8 @@ def create_engine(
     configure_engine(engine)
     if backend == "postgresql":
         event.listen(engine.sync_engine, "do_connect", _connect_postgresql)
+        if not target.pooler:
+            session_settings.install(engine, engine_options["connect_args"].get("server_settings", {}))
     if target.pooler:
         mark_behind_pooler(engine)
     if target.transaction_settings:
