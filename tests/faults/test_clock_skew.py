@@ -121,7 +121,7 @@ async def test_a_sample_that_fails_keeps_the_last_one_and_is_tried_again(
         proxy.cut()
         started = time.monotonic()
         stale = clock.now()  # never waits for the database: the old sample, and a try in the background
-        assert time.monotonic() - started < 0.1
+        assert time.monotonic() - started < 0.5
         task = clock._resampling
         assert task is not None
         await asyncio.wait_for(asyncio.shield(task), 30)
