@@ -134,3 +134,20 @@ async def test_a_sample_that_fails_keeps_the_last_one_and_is_tried_again(
         assert clock._resampling is not task and clock._resampling is not None
         await asyncio.wait_for(asyncio.shield(clock._resampling), 30)
         assert abs(clock.now() - await _server_now(pg_url)) < timedelta(seconds=0.5)
+
+
+async def test_a_sample_slower_than_max_round_trip_is_not_trusted(pg_url: str, proxy: FaultProxy) -> None:
+    async with await tgpersist.open_store(proxy.url_for(pg_url)) as store:
+        clock = store._db.clock
+        server_time, at = clock._anchor  # type: ignore[misc]
+        old = (server_time, at - server_clock.RESAMPLE - 1)
+        clock._anchor = old
+        proxy.pause()  # the sample's statements wait in the proxy
+        clock.now()
+        task = clock._resampling
+        assert task is not None
+        await asyncio.sleep(server_clock.MAX_ROUND_TRIP + 0.3)
+        proxy.restore()
+        await asyncio.wait_for(asyncio.shield(task), 30)
+        assert clock._anchor == old  # its midpoint could be off by half of more than a second
+        assert clock._next_try > time.monotonic()  # and the next try waits RETRY_PAUSE

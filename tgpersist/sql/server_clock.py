@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 RESAMPLE = 60.0
 #: A sample whose round trip took longer than this many seconds is not trusted (the old one stays).
 MAX_ROUND_TRIP = 1.0
-#: Seconds before another try after a sample failed (the database is gone: reads keep the last one).
+#: Seconds before another try after a sample failed or was too slow (reads keep the last one).
 RETRY_PAUSE = 5.0
 
 Sampler = Callable[[Callable[[AsyncConnection], Awaitable[None]]], Awaitable[object]]
@@ -70,6 +70,7 @@ class ServerClock:
         received = time.monotonic()
         if received - sent > MAX_ROUND_TRIP and self._anchor is not None:
             log.debug("database clock sample took %.3f s; the previous one stays", received - sent)
+            self._next_try = received + RETRY_PAUSE
             return
         self._anchor = (as_utc(server_time), (sent + received) / 2)
 

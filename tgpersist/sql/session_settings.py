@@ -42,7 +42,14 @@ def install(engine: AsyncEngine, given: Iterable[str] = ()) -> None:
     values = tuple(v for pair in settings.items() for v in pair)
 
     def apply(dbapi_connection: Any, record: Any) -> None:
-        # Outside any transaction, on the driver's connection: the settings last for the session.
-        dbapi_connection.run_async(lambda driver: driver.execute(sql, *values))
+        # Through SQLAlchemy's DB-API adapter, so that a connection lost here fails as any lost
+        # connection does (a `DBAPIError`, which `Database.run` retries on a new connection), and
+        # committed: a session-level setting made in a transaction that rolls back is undone.
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(sql, values)
+        finally:
+            cursor.close()
+        dbapi_connection.commit()
 
     event.listen(engine.sync_engine, "connect", apply)
