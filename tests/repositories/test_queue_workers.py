@@ -1,7 +1,8 @@
 """The durable queue under many workers: separate OS processes (spawned), each with its own store.
 
 Every worker records each claimed update as (id, owner, claimed_at, lease_expires_at, attempts) plus
-its own clock before and after the claim call, and each ack with its result; the parent then checks
+its store's clock (the database's, as that store reads it) before and after the claim call, and each
+ack with its result; the parent then checks
 that no update was handed out twice while a lease held, none was lost and each was acked exactly
 once. Workers start together behind a barrier so that they contend.
 """
@@ -34,10 +35,11 @@ SPAWN = multiprocessing.get_context("spawn")
 #: Upper bound on any one worker process's life; far above what the work needs.
 WORKER_DEADLINE = 240.0
 
-#: id, owner, claimed_at, lease_expires_at, attempts (from the store); requested, returned (worker's clock)
+#: id, owner, claimed_at, lease_expires_at, attempts (from the store); requested, returned (its clock)
 Claim = tuple[str, str, float, float, int, float, float]
-#: datetime keeps microseconds, time.time() more: readings of the one clock may differ by that much.
-CLOCK_SLACK = 1e-5
+#: Readings of one store's clock between two samples of the database's are exact (one monotonic clock
+#: plus the sample); a new sample in between may move it by the samples' difference in error, a few ms.
+CLOCK_SLACK = 0.02
 
 
 # -- running workers in child processes ------------------------------------------------------------------
@@ -84,9 +86,9 @@ async def claim_recorded(
     queue: Any, claims: list[Claim], limit: int, owner: str, lease: float
 ) -> list[DurableUpdate]:
     """Claim, noting each update claimed; its `updated_at` is the claim's own clock reading."""
-    requested = time.time()
+    requested = queue._scope.now().timestamp()
     claimed: list[DurableUpdate] = await queue.claim(limit, owner=owner, lease=lease)
-    returned = time.time()
+    returned = queue._scope.now().timestamp()
     for update in claimed:
         assert update.lease_owner is not None
         claims.append(
@@ -114,8 +116,9 @@ def claims_by_id(results: dict[str, dict[str, Any]]) -> dict[str, list[Claim]]:
 
 
 def assert_leases_never_overlap(claims: dict[str, list[Claim]]) -> None:
-    """Each claim of an update came after the previous claim's lease had run out, by the store's
-    reading of the clock and by the workers' own (the later claim returned after the lease's end)."""
+    """Each claim of an update came after the previous claim's lease had run out: by the clock readings
+    stored (the later claim's start is not before the earlier lease's end) and by the later worker's
+    own store's clock (its claim returned after that end)."""
     for history in claims.values():
         for _, _, claimed_at, _, _, requested, returned in history:
             assert requested - CLOCK_SLACK <= claimed_at <= returned + CLOCK_SLACK
