@@ -17,11 +17,8 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
-from sqlalchemy.engine.url import make_url
-
 import tgpersist
-from tests.test_server_clock import reads_database_clock
+from tests.test_server_clock import database_now, reads_database_clock
 from tgpersist import DurableUpdate
 from tgpersist.sql import server_clock
 from tgpersist.testing.faults import FaultProxy
@@ -32,7 +29,7 @@ _WORKER = """
 import asyncio, json, sys
 from datetime import UTC, datetime
 import tgpersist
-from tests.test_server_clock import reads_database_clock
+from tests.test_server_clock import database_now, reads_database_clock
 from tgpersist import DurableUpdate
 
 async def main(url):
@@ -68,21 +65,12 @@ def _run_late_worker(url: str) -> dict[str, object]:
     return result
 
 
-async def _server_now(url: str) -> datetime:
-    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
-    try:
-        value: datetime = await conn.fetchval("SELECT clock_timestamp()")
-        return value
-    finally:
-        await conn.close()
-
-
 async def test_a_worker_an_hour_behind_hands_out_nothing_twice(pg_url: str) -> None:
     async with await tgpersist.open_store(pg_url) as store:
         await store.account("bot").updates.enqueue(DurableUpdate(b"x", id="warm-up"))
         await store.account("bot").updates.ack("warm-up")
     late = await asyncio.to_thread(_run_late_worker, pg_url)
-    server_now = await _server_now(pg_url)
+    server_now = await database_now("postgresql", pg_url)
     host_now = datetime.fromisoformat(str(late["host_now"]))
     # The fault is real: the worker's own clock was an hour behind the server's.
     assert abs((server_now - host_now) - -SKEW) < timedelta(minutes=2)
