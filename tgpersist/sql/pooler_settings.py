@@ -16,11 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 _SETTINGS: weakref.WeakKeyDictionary[Engine, tuple[str, tuple[str, ...]]] = weakref.WeakKeyDictionary()
 
 
+def set_config(settings: dict[str, str], *, local: bool) -> tuple[str, tuple[str, ...]]:
+    """One `SELECT set_config(...), ...` statement and its values for `settings` (name -> value):
+    for the transaction (`local`, as `SET LOCAL`) or for the session."""
+    flag = "true" if local else "false"
+    calls = ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, {flag})" for i in range(len(settings)))
+    return f"SELECT {calls}", tuple(v for pair in settings.items() for v in pair)
+
+
 def install(engine: AsyncEngine, settings: dict[str, str]) -> None:
     """Apply `settings` (name -> value) at the start of every transaction on `engine`."""
-    calls = ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, true)" for i in range(len(settings)))
-    values = tuple(v for pair in settings.items() for v in pair)
-    sql = f"SELECT {calls}"
+    sql, values = set_config(settings, local=True)
     _SETTINGS[engine.sync_engine] = (sql, values)
 
     def apply(conn: Connection) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tgpersist.sql import pooler_settings
+
 #: Setting name -> value for every direct connection (unless the URL sets it).
 DEFAULTS = {
     "idle_in_transaction_session_timeout": "15s",
@@ -34,12 +36,11 @@ DEFAULTS = {
 
 def install(engine: AsyncEngine, given: Iterable[str] = ()) -> None:
     """Start every new connection of `engine` with `DEFAULTS`, but for the names in `given`."""
-    settings = {name: value for name, value in DEFAULTS.items() if name not in set(given)}
+    skipped = set(given)
+    settings = {name: value for name, value in DEFAULTS.items() if name not in skipped}
     if not settings:
         return
-    calls = ", ".join(f"set_config(${2 * i + 1}, ${2 * i + 2}, false)" for i in range(len(settings)))
-    sql = f"SELECT {calls}"
-    values = tuple(v for pair in settings.items() for v in pair)
+    sql, values = pooler_settings.set_config(settings, local=False)
 
     def apply(dbapi_connection: Any, record: Any) -> None:
         # Through SQLAlchemy's DB-API adapter, so that a connection lost here fails as any lost
